@@ -1,0 +1,344 @@
+/**
+ * Event sources, the AsyncEventSource model: a path that browsers subscribe
+ * to, with `send()` broadcasting through the server's bounded queue and
+ * connect / disconnect callbacks receiving a {@linkcode Client}.
+ *
+ * @module
+ */
+
+import { encodeEvent, type EventFields } from "../queue/encode_event.ts";
+import type { CloseReason, Session } from "../sessions/session.ts";
+import { composeMiddleware } from "./compose_middleware.ts";
+import { HttpError } from "./http_error.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
+
+/** Options of {@linkcode EventSource.send}. */
+export interface SendOptions extends EventFields {
+  /**
+   * Channel to broadcast to. Sources whose path has a `:channel` segment (or
+   * that pick channels with `channels`) have one channel per name; plain sources
+   * have the single channel {@linkcode DEFAULT_CHANNEL}.
+   * @default {"default"}
+   */
+  channel?: string;
+}
+
+/** Options of {@linkcode EventSource.sendAsync}. */
+export interface SendAsyncOptions extends SendOptions {
+  /**
+   * How long to wait for room in the queue, in milliseconds.
+   * @default {1000}
+   */
+  timeoutMs?: number;
+}
+
+/** The channel of a source that has no channel parameter. */
+export const DEFAULT_CHANNEL = "default";
+
+/** Channel names the hub accepts: `[A-Za-z0-9._~-]{1,128}`. */
+export const CHANNEL_NAME_RE: RegExp = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/** Options of an event source. */
+export interface EventSourceOptions {
+  /** Reconnection delay sent as `retry:` first on each stream, in ms. */
+  retry?: number;
+  /**
+   * Picks the channels a request subscribes to. Default: the `:channel` route
+   * parameter when the path has one (checked against {@linkcode CHANNEL_NAME_RE}),
+   * else {@linkcode DEFAULT_CHANNEL}. Throw an `HttpError` to refuse.
+   */
+  channels?: (req: HttpRequest) => string[];
+  /** Middleware run before a stream is accepted (auth, CORS...). */
+  middleware?: Middleware[];
+}
+
+/** What an event source needs from the server that owns it. */
+export interface SourceHost {
+  /** Queues an encoded event; `false` when the queue is full. */
+  enqueue(source: EventSource, channel: string, bytes: Uint8Array, fields: EventFields): boolean;
+  /** Queues, waiting up to `timeoutMs` for room. */
+  enqueueWait(
+    source: EventSource,
+    channel: string,
+    bytes: Uint8Array,
+    fields: EventFields,
+    timeoutMs: number,
+  ): Promise<boolean>;
+  /** Unregisters the source. */
+  detach(source: EventSource): void;
+}
+
+const clients = new WeakMap<Session, Client>();
+
+/**
+ * One subscriber of an event source, as given to `onConnect` / `onDisconnect`.
+ * The same object is returned for a session every time.
+ */
+export class Client {
+  readonly #session: Session;
+  /** @internal */
+  constructor(session: Session) {
+    this.#session = session;
+  }
+
+  /**
+   * The client object of a session.
+   *
+   * @param session The session.
+   * @returns Its client (created once).
+   */
+  static of(session: Session): Client {
+    let c = clients.get(session);
+    if (c === undefined) {
+      c = new Client(session);
+      clients.set(session, c);
+    }
+    return c;
+  }
+
+  /** Session id. */
+  get id(): number {
+    return this.#session.id;
+  }
+  /** The id the client reported with `Last-Event-ID` (or `?lastEventId=`), if any. */
+  get lastId(): string | undefined {
+    return this.#session.lastEventId;
+  }
+  /** Peer address as `host:port`. */
+  get remoteAddr(): string {
+    return this.#session.remoteAddr;
+  }
+  /** Channels the client receives. */
+  get channels(): readonly string[] {
+    return this.#session.channels;
+  }
+  /** Whether the stream has ended. */
+  get closed(): boolean {
+    return this.#session.closed;
+  }
+  /** The underlying session (counters, context slot). */
+  get session(): Session {
+    return this.#session;
+  }
+
+  /**
+   * Sends an event to this client alone, bypassing the queue.
+   *
+   * @param data Event data.
+   * @param fields Event type, id, retry.
+   * @returns `false` when the client is gone or over its budget.
+   * @throws {InvalidEventError} When a field is invalid.
+   */
+  send(data: string, fields: EventFields = {}): boolean {
+    return this.#session.write(encodeEvent(data, fields));
+  }
+
+  /**
+   * Ends this client's stream.
+   *
+   * @param reason Close reason for the free callback and logs.
+   */
+  close(reason: CloseReason = "closed"): void {
+    this.#session.close(reason);
+  }
+}
+
+/**
+ * An event source registered on a server path.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "../mod.ts";
+ * await using server = serve({ port: 0 });
+ * const events = server.eventSource("/events");
+ * events.onConnect((client) => client.send("hello!", { id: "1" }));
+ * events.send("my event content", { event: "myevent" });
+ * ```
+ */
+export class EventSource {
+  /** The route pattern. */
+  readonly path: string;
+  /** The `retry:` sent first on each stream, if any. */
+  readonly retry: number | undefined;
+  readonly #host: SourceHost;
+  readonly #channelsOf: ((req: HttpRequest) => string[]) | undefined;
+  readonly #channels = new Map<string, Map<number, Session>>();
+  #middleware: Middleware[];
+  #guard: Middleware | undefined;
+  #onConnect: ((client: Client) => void)[] = [];
+  #onDisconnect: ((client: Client, reason: CloseReason) => void)[] = [];
+  #count = 0;
+  #closed = false;
+
+  /** @internal Use `server.eventSource()`. */
+  constructor(host: SourceHost, path: string, options: EventSourceOptions = {}) {
+    this.#host = host;
+    this.path = path;
+    this.retry = options.retry;
+    this.#channelsOf = options.channels;
+    this.#middleware = [...(options.middleware ?? [])];
+    this.#guard = this.#middleware.length ? composeMiddleware(this.#middleware) : undefined;
+  }
+
+  /**
+   * Adds middleware run before a stream is accepted (in order of addition).
+   *
+   * @param mw The middleware.
+   * @returns This source.
+   */
+  addMiddleware(mw: Middleware): this {
+    this.#middleware.push(mw);
+    this.#guard = composeMiddleware(this.#middleware);
+    return this;
+  }
+
+  /**
+   * Registers a callback for each new client, run after the stream head is sent.
+   *
+   * @param cb Receives the client.
+   */
+  onConnect(cb: (client: Client) => void): void {
+    this.#onConnect.push(cb);
+  }
+
+  /**
+   * Registers a callback for each client that leaves, whatever the reason.
+   *
+   * @param cb Receives the client and the close reason.
+   */
+  onDisconnect(cb: (client: Client, reason: CloseReason) => void): void {
+    this.#onDisconnect.push(cb);
+  }
+
+  /**
+   * Broadcasts an event to every client of a channel, through the bounded queue.
+   * Never blocks.
+   *
+   * @param data Event data (split into `data:` lines on CR, LF, CRLF).
+   * @param options Event type, id, retry and channel.
+   * @returns `false` when the queue is full (back-pressure) or the source is closed.
+   * @throws {InvalidEventError} When a field is invalid; nothing is sent.
+   */
+  send(data: string, options: SendOptions = {}): boolean {
+    if (this.#closed) return false;
+    const { channel = DEFAULT_CHANNEL, ...fields } = options;
+    return this.#host.enqueue(this, channel, encodeEvent(data, fields), fields);
+  }
+
+  /**
+   * Like {@linkcode send}, but waits up to `timeoutMs` for room in the queue.
+   *
+   * @param data Event data.
+   * @param options Event fields, channel and timeout.
+   * @returns Whether the event was queued.
+   * @throws {InvalidEventError} When a field is invalid; nothing is sent.
+   */
+  sendAsync(data: string, options: SendAsyncOptions = {}): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    const { channel = DEFAULT_CHANNEL, timeoutMs = 1000, ...fields } = options;
+    const bytes = encodeEvent(data, fields);
+    return this.#host.enqueueWait(this, channel, bytes, fields, timeoutMs);
+  }
+
+  /**
+   * Number of connected clients, over all channels.
+   *
+   * @returns The count.
+   */
+  count(): number {
+    return this.#count;
+  }
+
+  /**
+   * Iterates the connected clients, over all channels.
+   *
+   * @returns The clients.
+   */
+  *clients(): IterableIterator<Client> {
+    const seen = new Set<number>();
+    for (const sessions of this.#channels.values()) {
+      for (const s of sessions.values()) {
+        if (!seen.has(s.id)) {
+          seen.add(s.id);
+          yield Client.of(s);
+        }
+      }
+    }
+  }
+
+  /**
+   * Names of the channels that have clients now.
+   *
+   * @returns The names.
+   */
+  channelNames(): string[] {
+    return [...this.#channels.keys()];
+  }
+
+  /** Closes every stream of this source and removes its route. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of [...this.clients()]) c.close("closed");
+    this.#host.detach(this);
+  }
+
+  /** Whether {@linkcode close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal Sessions of a channel, for the fan-out. */
+  sessionsOf(channel: string): ReadonlyMap<number, Session> | undefined {
+    return this.#channels.get(channel);
+  }
+
+  /** @internal Runs the source's middleware. */
+  guard(
+    req: HttpRequest,
+    headers: [string, string][],
+  ): HttpResponse | undefined | Promise<HttpResponse | undefined> {
+    return this.#guard?.(req, headers);
+  }
+
+  /** @internal The channels a request subscribes to. */
+  channelsFor(req: HttpRequest): string[] {
+    if (this.#channelsOf) return this.#channelsOf(req);
+    const ch = req.params.channel;
+    if (ch === undefined) return [DEFAULT_CHANNEL];
+    if (!CHANNEL_NAME_RE.test(ch)) {
+      throw new HttpError(400, "Bad Request: channel names are [A-Za-z0-9._~-]{1,128}", {
+        close: false,
+      });
+    }
+    return [ch];
+  }
+
+  /** @internal Adds a session that the server has opened. */
+  attach(session: Session): void {
+    for (const ch of session.channels) {
+      let m = this.#channels.get(ch);
+      if (m === undefined) this.#channels.set(ch, m = new Map());
+      m.set(session.id, session);
+    }
+    this.#count++;
+    const client = Client.of(session);
+    for (const cb of this.#onConnect) cb(client);
+  }
+
+  /** @internal Removes a session that has ended. */
+  detachSession(session: Session, reason: CloseReason): void {
+    let found = false;
+    for (const ch of session.channels) {
+      const m = this.#channels.get(ch);
+      if (m?.delete(session.id)) {
+        found = true;
+        if (m.size === 0) this.#channels.delete(ch);
+      }
+    }
+    if (!found) return;
+    this.#count--;
+    const client = Client.of(session);
+    for (const cb of this.#onDisconnect) cb(client, reason);
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The error a request handler throws to answer with a given status.
+ *
+ * @module
+ */
+
+/**
+ * An HTTP error: the server answers with `status` and the short fixed
+ * `message` as a `text/plain` body, then closes the connection when `close`.
+ */
+export class HttpError extends Error {
+  /** Status code to answer with. */
+  readonly status: number;
+  /** Whether the connection must be closed after the answer. */
+  readonly close: boolean;
+  /** Extra response headers, e.g. `Retry-After`. */
+  readonly headers: [string, string][];
+  /**
+   * @param status Status code.
+   * @param message Short, fixed text; never raw request bytes.
+   * @param options Whether to close the connection (default `true`) and extra headers.
+   */
+  constructor(
+    status: number,
+    message: string,
+    options: { close?: boolean; headers?: [string, string][] } = {},
+  ) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+    this.close = options.close ?? true;
+    this.headers = options.headers ?? [];
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The HTTP/1.1 request-head parser, with limits. It works on the bytes
+ * received so far and either returns the parsed head, returns `undefined`
+ * (need more bytes), or throws an {@linkcode HttpError} with the status to
+ * answer (400, 405, 411, 413, 414, 431, 501, 505).
+ *
+ * @module
+ */
+
+import { HttpError } from "./http_error.ts";
+
+/** Limits applied while parsing a request head. */
+export interface RequestLimits {
+  /** Longest request line in bytes (414 past it). */
+  maxRequestLine: number;
+  /** Largest head in bytes, request line and headers (431 past it). */
+  maxHeadBytes: number;
+  /** Most header fields (431 past it). */
+  maxHeaders: number;
+  /** Largest body in bytes by `Content-Length` (413 past it). */
+  maxBodyBytes: number;
+}
+
+/** Defaults of the request limits. */
+export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
+  maxRequestLine: 8 * 1024,
+  maxHeadBytes: 16 * 1024,
+  maxHeaders: 100,
+  maxBodyBytes: 1024 * 1024,
+};
+
+/** Methods the server knows; any other token gets 501. */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "OPTIONS",
+  "PATCH",
+]);
+
+/** A parsed request head. */
+export interface RequestHead {
+  /** Method. */
+  method: string;
+  /** Request target as sent. */
+  target: string;
+  /** Percent-decoded path. */
+  path: string;
+  /** Query parameters. */
+  query: URLSearchParams;
+  /** HTTP version. */
+  version: "1.0" | "1.1";
+  /** Header fields, lower-case names; repeats joined with `, `. */
+  headers: Map<string, string>;
+  /** Body length from `Content-Length` (0 when absent). */
+  contentLength: number;
+  /** Whether the connection stays open after the response. */
+  keepAlive: boolean;
+  /** Bytes of the head, including the blank line. */
+  headBytes: number;
+}
+
+// Token characters of RFC 9110: ! # $ % & ' * + - . ^ _ ` | ~ DIGIT ALPHA.
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+const LF = 10;
+const CR = 13;
+
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] === 0) return false;
+  }
+  return true;
+}
+
+function latin1(bytes: Uint8Array, start: number, end: number): string {
+  let s = "";
+  for (let i = start; i < end; i += 4096) {
+    s += String.fromCharCode(...bytes.subarray(i, Math.min(end, i + 4096)));
+  }
+  return s;
+}
+
+/** Finds the end of the head: index just past the blank line, or -1. */
+function findHeadEnd(buf: Uint8Array, from: number): number {
+  for (let i = Math.max(0, from); i < buf.length; i++) {
+    if (buf[i] !== LF) continue;
+    // "\n\n" or "\n\r\n" ends the head.
+    if (i + 1 < buf.length && buf[i + 1] === LF) return i + 2;
+    if (i + 2 < buf.length && buf[i + 1] === CR && buf[i + 2] === LF) return i + 3;
+  }
+  return -1;
+}
+
+/**
+ * Parses the request head at the start of `buf`.
+ *
+ * @param buf Bytes received so far on the connection.
+ * @param limits The limits to enforce.
+ * @returns The head, or `undefined` when more bytes are needed.
+ * @throws {HttpError} With the status to answer when the head is invalid or too large.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_REQUEST_LIMITS, parseRequestHead } from "./request_parser.ts";
+ * const bytes = new TextEncoder().encode("GET /events/a HTTP/1.1\r\nHost: x\r\n\r\n");
+ * parseRequestHead(bytes, DEFAULT_REQUEST_LIMITS)?.path; // "/events/a"
+ * ```
+ */
+export function parseRequestHead(
+  buf: Uint8Array,
+  limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
+): RequestHead | undefined {
+  // Tolerate empty lines before the request line (RFC 9112 §2.2).
+  let start = 0;
+  while (start < buf.length && (buf[start] === CR || buf[start] === LF)) {
+    if (buf[start] === CR && start + 1 < buf.length && buf[start + 1] !== LF) {
+      throw new HttpError(400, "Bad Request: bare CR");
+    }
+    start++;
+    if (start > 64) throw new HttpError(400, "Bad Request: empty lines before request");
+  }
+  const firstLf = buf.indexOf(LF, start);
+  if (firstLf < 0) {
+    if (buf.length - start > limits.maxRequestLine) {
+      throw new HttpError(414, "URI Too Long");
+    }
+    if (buf.length - start > limits.maxHeadBytes) throw new HttpError(431, "Header Too Large");
+    return undefined;
+  }
+  if (firstLf - start > limits.maxRequestLine) throw new HttpError(414, "URI Too Long");
+  const end = findHeadEnd(buf, firstLf);
+  if (end < 0) {
+    if (buf.length - start > limits.maxHeadBytes) {
+      throw new HttpError(431, "Request Header Fields Too Large");
+    }
+    return undefined;
+  }
+  if (end - start > limits.maxHeadBytes) {
+    throw new HttpError(431, "Request Header Fields Too Large");
+  }
+  const text = latin1(buf, start, end);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0) throw new HttpError(400, "Bad Request: NUL in head");
+    if (c === CR && text.charCodeAt(i + 1) !== LF) throw new HttpError(400, "Bad Request: bare CR");
+  }
+  const lines = text.split(/\r?\n/);
+  // The split leaves two empty strings for the terminating blank line.
+  lines.length -= 2;
+  const head = parseRequestLine(lines[0]);
+  const headers = new Map<string, string>();
+  if (lines.length - 1 > limits.maxHeaders) {
+    throw new HttpError(431, "Request Header Fields Too Large: too many headers");
+  }
+  let contentLength: string | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const c0 = line.charCodeAt(0);
+    if (c0 === 32 || c0 === 9) throw new HttpError(400, "Bad Request: folded header");
+    const colon = line.indexOf(":");
+    if (colon <= 0) throw new HttpError(400, "Bad Request: malformed header");
+    const name = line.slice(0, colon);
+    if (!isToken(name)) throw new HttpError(400, "Bad Request: invalid header name");
+    const value = line.slice(colon + 1).trim();
+    for (let j = 0; j < value.length; j++) {
+      const c = value.charCodeAt(j);
+      if ((c < 32 && c !== 9) || c === 127) {
+        throw new HttpError(400, "Bad Request: control character in header value");
+      }
+    }
+    const key = name.toLowerCase();
+    if (key === "content-length") {
+      if (contentLength !== undefined && contentLength !== value) {
+        throw new HttpError(400, "Bad Request: conflicting Content-Length");
+      }
+      contentLength = value;
+    }
+    const prev = headers.get(key);
+    headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+  }
+  if (head.version === "1.1" && !headers.has("host")) {
+    throw new HttpError(400, "Bad Request: missing Host header");
+  }
+  const te = headers.get("transfer-encoding");
+  if (te !== undefined) {
+    if (contentLength !== undefined) {
+      throw new HttpError(400, "Bad Request: both Transfer-Encoding and Content-Length");
+    }
+    throw new HttpError(411, "Length Required: chunked request bodies are not accepted");
+  }
+  let length = 0;
+  if (contentLength !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(contentLength)) {
+      throw new HttpError(400, "Bad Request: invalid Content-Length");
+    }
+    length = Number(contentLength);
+    if (length > limits.maxBodyBytes) throw new HttpError(413, "Content Too Large");
+  }
+  const connection = headers.get("connection")?.toLowerCase() ?? "";
+  const keepAlive = head.version === "1.1"
+    ? !/(^|,)\s*close\s*(,|$)/.test(connection)
+    : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
+  return { ...head, headers, contentLength: length, keepAlive, headBytes: end };
+}
+
+function parseRequestLine(
+  line: string,
+): Pick<RequestHead, "method" | "target" | "path" | "query" | "version"> {
+  const sp1 = line.indexOf(" ");
+  const sp2 = line.indexOf(" ", sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || line.indexOf(" ", sp2 + 1) >= 0) {
+    throw new HttpError(400, "Bad Request: malformed request line");
+  }
+  const method = line.slice(0, sp1);
+  const target = line.slice(sp1 + 1, sp2);
+  const proto = line.slice(sp2 + 1);
+  if (!isToken(method)) throw new HttpError(400, "Bad Request: invalid method");
+  const m = /^HTTP\/([0-9])\.([0-9])$/.exec(proto);
+  if (m === null) throw new HttpError(400, "Bad Request: malformed HTTP version");
+  if (m[1] !== "1") throw new HttpError(505, "HTTP Version Not Supported");
+  const version = m[2] === "0" ? "1.0" : "1.1";
+  if (!KNOWN_METHODS.has(method)) throw new HttpError(501, "Not Implemented");
+  if (target.length === 0) throw new HttpError(400, "Bad Request: empty target");
+  for (let i = 0; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c <= 32 || c >= 127) throw new HttpError(400, "Bad Request: invalid character in target");
+  }
+  let rawPath: string;
+  let rawQuery: string;
+  if (target.charCodeAt(0) === 47 /* / */) {
+    const q = target.indexOf("?");
+    rawPath = q < 0 ? target : target.slice(0, q);
+    rawQuery = q < 0 ? "" : target.slice(q + 1);
+  } else if (target === "*" && method === "OPTIONS") {
+    rawPath = "*";
+    rawQuery = "";
+  } else if (/^https?:\/\//i.test(target)) {
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      throw new HttpError(400, "Bad Request: invalid absolute target");
+    }
+    rawPath = url.pathname;
+    rawQuery = url.search.slice(1);
+  } else {
+    throw new HttpError(400, "Bad Request: invalid target");
+  }
+  const hash = rawQuery.indexOf("#");
+  if (hash >= 0) rawQuery = rawQuery.slice(0, hash);
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath);
+  } catch {
+    throw new HttpError(400, "Bad Request: invalid percent-encoding in path");
+  }
+  if (/[\0\r\n]/.test(path)) throw new HttpError(400, "Bad Request: control character in path");
+  return { method, target, path, query: new URLSearchParams(rawQuery), version };
+}

@@ -1,0 +1,137 @@
+/**
+ * The response writer's byte builders: a whole response (head and body) in
+ * one buffer, and the event-stream head, pre-encoded when it has no extras.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Reason phrases of the statuses Sluice sends. */
+export const STATUS_TEXT: Readonly<Record<number, string>> = {
+  200: "OK",
+  202: "Accepted",
+  204: "No Content",
+  301: "Moved Permanently",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  411: "Length Required",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+/** Thrown when a header name or value would break the response head. */
+export class InvalidHeaderError extends Error {
+  /** @param message What was wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidHeaderError";
+  }
+}
+
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE_RE = /[\0\r\n]/;
+
+/**
+ * Normalizes header input to a list of pairs and checks each one.
+ *
+ * @param headers Record or list of pairs.
+ * @returns The pairs.
+ * @throws {InvalidHeaderError} When a name is not a token or a value has CR, LF or NUL.
+ */
+export function headerPairs(
+  headers: Record<string, string> | [string, string][] | undefined,
+): [string, string][] {
+  if (headers === undefined) return [];
+  const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
+  for (const [name, value] of pairs) {
+    if (!TOKEN_RE.test(name)) {
+      throw new InvalidHeaderError(`invalid header name: ${JSON.stringify(name)}`);
+    }
+    if (BAD_VALUE_RE.test(String(value))) {
+      throw new InvalidHeaderError(`header ${name} has CR, LF or NUL in its value`);
+    }
+  }
+  return pairs;
+}
+
+function statusLine(status: number): string {
+  const text = STATUS_TEXT[status] ?? "Unknown";
+  return `HTTP/1.1 ${status} ${text}\r\n`;
+}
+
+/** How the response ends the exchange. */
+export interface ResponseOptions {
+  /** Send `Connection: close` (the connection will be closed after the response). */
+  close?: boolean;
+  /** A response to HEAD: `Content-Length` of the body, but no body bytes. */
+  headOnly?: boolean;
+}
+
+/**
+ * Builds a complete response, head and body, in one buffer.
+ *
+ * @param status Status code.
+ * @param headers Extra header fields (already checked with {@linkcode headerPairs}).
+ * @param body Body bytes or text.
+ * @param options Connection close and HEAD handling.
+ * @returns The bytes to write.
+ *
+ * @example
+ * ```ts
+ * import { encodeResponse } from "./response_head.ts";
+ * encodeResponse(404, [["Content-Type", "text/plain"]], "Not Found\n", { close: false });
+ * ```
+ */
+export function encodeResponse(
+  status: number,
+  headers: [string, string][],
+  body: string | Uint8Array = "",
+  options: ResponseOptions = {},
+): Uint8Array {
+  const bodyBytes = typeof body === "string" ? encoder.encode(body) : body;
+  let head = statusLine(status);
+  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
+  if (status !== 204 && status !== 304) head += `Content-Length: ${bodyBytes.length}\r\n`;
+  head += options.close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n";
+  const headBytes = encoder.encode(head);
+  if (options.headOnly || bodyBytes.length === 0) return headBytes;
+  const out = new Uint8Array(headBytes.length + bodyBytes.length);
+  out.set(headBytes);
+  out.set(bodyBytes, headBytes.length);
+  return out;
+}
+
+const STREAM_HEAD_TEXT = "HTTP/1.1 200 OK\r\n" +
+  "Content-Type: text/event-stream\r\n" +
+  "Cache-Control: no-cache\r\n" +
+  "Connection: keep-alive\r\n" +
+  "X-Accel-Buffering: no\r\n";
+
+const STREAM_HEAD = encoder.encode(STREAM_HEAD_TEXT + "\r\n");
+
+/**
+ * The head of an event stream: 200, `text/event-stream`, no caching, keep-alive,
+ * no proxy buffering. The stream has no length: it ends when the connection closes.
+ *
+ * @param extra Extra header fields (e.g. CORS), already checked.
+ * @returns The head bytes; the shared pre-encoded head when there are no extras.
+ */
+export function encodeStreamHead(extra: [string, string][] = []): Uint8Array {
+  if (extra.length === 0) return STREAM_HEAD;
+  let head = STREAM_HEAD_TEXT;
+  for (const [name, value] of extra) head += `${name}: ${value}\r\n`;
+  return encoder.encode(head + "\r\n");
+}

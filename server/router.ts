@@ -1,0 +1,129 @@
+/**
+ * Routing: method + path pattern → handler. Patterns are literal paths with
+ * optional `:name` segments that match one non-empty segment each.
+ *
+ * @module
+ */
+
+/** The result of a lookup. */
+export type RouteMatch<T> =
+  | { kind: "found"; value: T; params: Record<string, string> }
+  | { kind: "method-not-allowed"; allow: string[] }
+  | { kind: "not-found" };
+
+interface Entry<T> {
+  pattern: string;
+  segments: string[];
+  byMethod: Map<string, T>;
+}
+
+/** Thrown when a route pattern is malformed or registered twice. */
+export class RoutePatternError extends Error {
+  /** @param message What was wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "RoutePatternError";
+  }
+}
+
+function split(path: string): string[] {
+  return path.split("/").slice(1);
+}
+
+/**
+ * A small router. Literal segments are preferred to parameters by
+ * registration order: register the specific route first.
+ *
+ * @typeParam T What a route maps to.
+ * @example
+ * ```ts
+ * import { Router } from "./router.ts";
+ * const r = new Router<string>();
+ * r.add("GET", "/events/:channel", "subscribe");
+ * r.match("GET", "/events/a"); // { kind: "found", value: "subscribe", params: { channel: "a" } }
+ * ```
+ */
+export class Router<T> {
+  #entries: Entry<T>[] = [];
+
+  /**
+   * Registers a value for a method and pattern.
+   *
+   * @param method HTTP method, upper case.
+   * @param pattern Path pattern starting with `/`, e.g. `/rest/events/:n`.
+   * @param value The value to return on a match.
+   * @throws {RoutePatternError} When the pattern is malformed or taken for this method.
+   */
+  add(method: string, pattern: string, value: T): void {
+    if (!pattern.startsWith("/")) {
+      throw new RoutePatternError(
+        `route pattern must start with "/": received ${JSON.stringify(pattern)}`,
+      );
+    }
+    const segments = split(pattern);
+    for (const s of segments) {
+      if (s.startsWith(":") && !/^:[A-Za-z_][A-Za-z0-9_]*$/.test(s)) {
+        throw new RoutePatternError(`invalid parameter segment ${JSON.stringify(s)} in ${pattern}`);
+      }
+    }
+    let entry = this.#entries.find((e) => e.pattern === pattern);
+    if (entry === undefined) {
+      entry = { pattern, segments, byMethod: new Map() };
+      this.#entries.push(entry);
+    }
+    if (entry.byMethod.has(method)) {
+      throw new RoutePatternError(`route ${method} ${pattern} is already registered`);
+    }
+    entry.byMethod.set(method, value);
+  }
+
+  /**
+   * Removes a route.
+   *
+   * @param method HTTP method.
+   * @param pattern The pattern it was registered with.
+   * @returns Whether it was there.
+   */
+  remove(method: string, pattern: string): boolean {
+    const entry = this.#entries.find((e) => e.pattern === pattern);
+    if (entry === undefined || !entry.byMethod.delete(method)) return false;
+    if (entry.byMethod.size === 0) this.#entries.splice(this.#entries.indexOf(entry), 1);
+    return true;
+  }
+
+  /**
+   * Finds the route for a request.
+   *
+   * @param method Request method (`HEAD` falls back to `GET`).
+   * @param path Decoded request path.
+   * @returns The match, a 405 with the allowed methods, or a 404.
+   */
+  match(method: string, path: string): RouteMatch<T> {
+    const parts = split(path);
+    let allow: string[] | undefined;
+    for (const entry of this.#entries) {
+      const params = matchSegments(entry.segments, parts);
+      if (params === undefined) continue;
+      const value = entry.byMethod.get(method) ??
+        (method === "HEAD" ? entry.byMethod.get("GET") : undefined);
+      if (value !== undefined) return { kind: "found", value, params };
+      allow ??= [...entry.byMethod.keys()];
+    }
+    return allow ? { kind: "method-not-allowed", allow } : { kind: "not-found" };
+  }
+}
+
+function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
+  if (pattern.length !== parts.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    if (p.startsWith(":")) {
+      if (parts[i] === "") return undefined;
+      params[p.slice(1)] = parts[i];
+    } else if (p !== parts[i]) {
+      return undefined;
+    }
+  }
+  return params;
+}

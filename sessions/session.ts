@@ -1,0 +1,236 @@
+/**
+ * One open event stream: its socket, its counters, its context slot and the
+ * write path that keeps at most one write in flight and coalesces what
+ * arrives meanwhile into one bounded backlog.
+ *
+ * @module
+ */
+
+/**
+ * Why a session ended. Given to free callbacks, close hooks and logs.
+ * `"client-closed"`: the peer went away; `"write-error"`: a send failed;
+ * `"slow-consumer"`: the pending-bytes budget was exceeded; `"rejected"`:
+ * refused before it started; `"auth-failed"`; `"shutdown"`: the server is
+ * stopping; `"closed"`: `triggerClose()` or `close()` by the application.
+ */
+export type CloseReason =
+  | "client-closed"
+  | "write-error"
+  | "slow-consumer"
+  | "rejected"
+  | "auth-failed"
+  | "shutdown"
+  | "closed";
+
+/** The part of a socket a session needs. `Deno.Conn` satisfies it. */
+export interface SessionSocket {
+  /** Writes some bytes; resolves with how many were written. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Closes the socket; may throw when already closed. */
+  close(): void;
+}
+
+/** What to do when a session's pending bytes would exceed its budget. */
+export type SlowConsumerPolicy = "disconnect" | "drop";
+
+/** Per-session limits, fixed when the session opens. */
+export interface SessionLimits {
+  /** Most bytes queued for this socket (in flight plus backlog). */
+  maxPendingBytes: number;
+  /** Over budget: close the session, or skip events and keep it. */
+  slowConsumer: SlowConsumerPolicy;
+}
+
+/** Called exactly once when a session ends, with its context and the reason. */
+export type FreeContext = (context: unknown, reason: CloseReason) => void;
+
+/**
+ * A session of the {@linkcode SessionTable}: one socket carrying one event stream.
+ * Create sessions with `SessionTable.open()`.
+ */
+export class Session {
+  /** Numeric session id, unique within its table. */
+  readonly id: number;
+  /** Peer address as `host:port`. */
+  readonly remoteAddr: string;
+  /** Channels this session receives. */
+  readonly channels: readonly string[];
+  /** When the session opened (ms since the epoch). */
+  readonly connectedAt: number;
+  /** The last event id the client reported (`Last-Event-ID`), or `undefined`. */
+  lastEventId: string | undefined;
+  /** Events (and other blocks) accepted for this socket. */
+  eventsSent = 0;
+  /** Bytes written to the socket. */
+  bytesSent = 0;
+  /** Bytes accepted but not yet written (in flight plus backlog). */
+  pendingBytes = 0;
+  /** Events skipped under the `drop` policy since the last successful write. */
+  droppedEvents = 0;
+  /** Total events skipped under the `drop` policy. */
+  droppedTotal = 0;
+  /** Application context, freed by the free callback. */
+  context: unknown = undefined;
+  /** Why the session ended, once it has. */
+  closeReason: CloseReason | undefined;
+
+  #socket: SessionSocket;
+  #limits: SessionLimits;
+  #freeContext: FreeContext | undefined;
+  #onClosed: (session: Session, reason: CloseReason) => void;
+  #writing = false;
+  #backlog: Uint8Array[] = [];
+  #backlogBytes = 0;
+  #idle: (() => void)[] | undefined;
+
+  /** @internal Use `SessionTable.open()`. */
+  constructor(
+    id: number,
+    socket: SessionSocket,
+    info: { remoteAddr: string; channels: readonly string[]; lastEventId?: string },
+    limits: SessionLimits,
+    onClosed: (session: Session, reason: CloseReason) => void,
+  ) {
+    this.id = id;
+    this.#socket = socket;
+    this.remoteAddr = info.remoteAddr;
+    this.channels = info.channels;
+    this.lastEventId = info.lastEventId;
+    this.connectedAt = Date.now();
+    this.#limits = limits;
+    this.#onClosed = onClosed;
+  }
+
+  /** Whether the session has ended. */
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  /**
+   * Sets the context slot and the callback that frees it. The callback runs
+   * exactly once, when the session ends for any reason.
+   *
+   * @param context Anything the application wants to keep with the session.
+   * @param free Called with the context and the close reason.
+   */
+  setContext(context: unknown, free?: FreeContext): void {
+    this.context = context;
+    this.#freeContext = free;
+  }
+
+  /**
+   * Queues bytes for this socket without waiting. At most one write is in
+   * flight; bytes that arrive meanwhile are appended to the backlog and
+   * written together when it settles.
+   *
+   * @param bytes The bytes; they are not copied, so do not reuse the buffer.
+   * @returns `false` when the session is closed or the bytes were refused by
+   * the slow-consumer policy.
+   */
+  write(bytes: Uint8Array): boolean {
+    if (this.closeReason !== undefined) return false;
+    if (this.pendingBytes + bytes.length > this.#limits.maxPendingBytes && this.pendingBytes > 0) {
+      if (this.#limits.slowConsumer === "disconnect") {
+        this.close("slow-consumer");
+      } else {
+        this.droppedEvents++;
+        this.droppedTotal++;
+      }
+      return false;
+    }
+    this.eventsSent++;
+    this.pendingBytes += bytes.length;
+    if (this.#writing) {
+      this.#backlog.push(bytes);
+      this.#backlogBytes += bytes.length;
+    } else {
+      this.#writing = true;
+      this.#pump(bytes);
+    }
+    return true;
+  }
+
+  /**
+   * Resolves when nothing is pending (or the session is closed).
+   *
+   * @returns A promise settled once the backlog is written.
+   */
+  idle(): Promise<void> {
+    if (!this.#writing || this.closed) return Promise.resolve();
+    return new Promise((resolve) => (this.#idle ??= []).push(resolve));
+  }
+
+  /**
+   * Ends the session: closes the socket, runs the free callback once and
+   * removes the session from its table. Idempotent.
+   *
+   * @param reason Why the session ends.
+   */
+  close(reason: CloseReason = "closed"): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.#backlog = [];
+    this.#backlogBytes = 0;
+    try {
+      this.#socket.close();
+    } catch {
+      // Already closed by the peer or the runtime: nothing left to release.
+    }
+    this.#wakeIdle();
+    const free = this.#freeContext;
+    this.#freeContext = undefined;
+    try {
+      free?.(this.context, reason);
+    } finally {
+      this.context = undefined;
+      this.#onClosed(this, reason);
+    }
+  }
+
+  async #pump(first: Uint8Array): Promise<void> {
+    let buf = first;
+    try {
+      for (;;) {
+        let offset = 0;
+        while (offset < buf.length) {
+          offset += await this.#socket.write(offset === 0 ? buf : buf.subarray(offset));
+        }
+        this.bytesSent += buf.length;
+        this.pendingBytes -= buf.length;
+        if (this.closeReason !== undefined) return;
+        if (this.#backlog.length === 0) break;
+        buf = this.#takeBacklog();
+      }
+    } catch {
+      // Any failed send ends only this session (BrokenPipe, ConnectionReset, BadResource...).
+      this.close(this.closeReason ?? "write-error");
+      return;
+    } finally {
+      this.#writing = false;
+    }
+    this.droppedEvents = 0;
+    this.#wakeIdle();
+  }
+
+  #takeBacklog(): Uint8Array {
+    const parts = this.#backlog;
+    this.#backlog = [];
+    const total = this.#backlogBytes;
+    this.#backlogBytes = 0;
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idle;
+    if (waiters === undefined) return;
+    this.#idle = undefined;
+    for (const w of waiters) w();
+  }
+}
