@@ -112,6 +112,8 @@ export interface ServerStats {
   readonly eventsDelivered: number;
   /** Event copies refused by sessions (closed or over budget). */
   readonly eventsDropped: number;
+  /** Bytes written to event streams, open and closed. */
+  readonly bytesWritten: number;
   /** Requests answered with an error status, by status. */
   readonly httpErrors: Readonly<Record<number, number>>;
   /** Requests served (plain routes and stream opens). */
@@ -174,6 +176,7 @@ export class SluiceServer implements AsyncDisposable {
   #eventsDelivered = 0;
   #eventsDropped = 0;
   #requests = 0;
+  #bytesOfClosed = 0;
   readonly #httpErrors: Record<number, number> = {};
   readonly #acceptLoop: Promise<void>;
   readonly #handlers = new Set<Promise<void>>();
@@ -264,6 +267,7 @@ export class SluiceServer implements AsyncDisposable {
       eventsPublished: this.#eventsPublished,
       eventsDelivered: this.#eventsDelivered,
       eventsDropped: this.#eventsDropped,
+      bytesWritten: this.#bytesOfClosed + this.#bytesOfOpen(),
       httpErrors: { ...this.#httpErrors },
       requests: this.#requests,
       uptimeMs: Date.now() - this.#startedAt,
@@ -766,7 +770,14 @@ export class SluiceServer implements AsyncDisposable {
     }
   }
 
+  #bytesOfOpen(): number {
+    let n = 0;
+    for (const s of this.sessions) n += s.bytesSent;
+    return n;
+  }
+
   #sessionClosed(session: Session, reason: CloseReason): void {
+    this.#bytesOfClosed += session.bytesSent;
     const source = this.#sourceOf.get(session.id);
     this.#sourceOf.delete(session.id);
     this.#log("info", "stream closed", {

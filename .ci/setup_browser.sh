@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs Debian's Chromium for the browser (e2e) tests when it is missing.
+# Idempotent; run as root. Does nothing when /usr/bin/chromium already exists.
+set -euo pipefail
+
+if [[ -x /usr/bin/chromium ]]; then
+  exit 0
+fi
+
+if [[ "$(id -u)" -ne 0 ]]; then
+  echo "setup_browser.sh: /usr/bin/chromium is missing and this is not root; skipping" >&2
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y chromium

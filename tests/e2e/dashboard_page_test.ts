@@ -1,0 +1,216 @@
+import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
+import { loadStaticAssets, type StaticAsset } from "../../server/static_assets.ts";
+import { browserAvailable, launchBrowser } from "../_util/browser.ts";
+
+// Drives server/static (the hub's dashboard) in Chromium against a fake hub: a raw
+// Deno.listen server that serves the assets and scripted SSE streams.
+
+/** The page's DOM, as far as the functions evaluated in Chromium use it. */
+declare const document: {
+  querySelector(selector: string): { textContent: string | null } | null;
+  querySelectorAll(selector: string): { length: number };
+};
+
+/** The dashboard's test hook, `window.sluiceDashboard`. */
+declare const sluiceDashboard: { received: string[] };
+
+const encoder = new TextEncoder();
+const SCREENSHOT = "/tmp/dashboard.png";
+const HEARTBEAT_TIME = "2025-01-02T03:04:05.000Z";
+const SENSOR_EVENTS = 40;
+
+/** Sensor events 1..40 alternating A/B, a keep-alive, then unnamed event 41. */
+function firstStream(): string {
+  let out = "retry: 200\n\n";
+  for (let id = 1; id <= SENSOR_EVENTS; id++) {
+    const sensor = id % 2 === 1 ? "sensorA" : "sensorB";
+    const state = id % 2 === 1
+      ? Math.round(50 + 30 * Math.sin(id / 4))
+      : Math.round(30 + 15 * Math.cos(id / 5));
+    const data = JSON.stringify({ TYPE: "STATE", [sensor]: { state, prevState: state - 1 } });
+    out += `id: ${id}\nevent: event\ndata: ${data}\n\n`;
+    if (id === 20) out += `event: event\ndata: {"TYPE":"KEEP-ALIVE"}\n\n`;
+  }
+  out += `id: 41\ndata: {"TYPE":"STATE","sensorB":{"state":33,"prevState":32}}\n\n`;
+  return out;
+}
+
+const SSE_HEAD =
+  "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
+
+interface Request {
+  path: string;
+  lastEventId: string | null;
+}
+
+async function readRequest(conn: Deno.Conn): Promise<Request | null> {
+  const buf = new Uint8Array(8192);
+  let head = "";
+  while (!head.includes("\r\n\r\n")) {
+    const n = await conn.read(buf);
+    if (n === null || head.length > 65536) return null;
+    head += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  const lines = head.split("\r\n");
+  const path = lines[0].split(" ")[1] ?? "/";
+  const idLine = lines.find((l) => l.toLowerCase().startsWith("last-event-id:"));
+  return { path, lastEventId: idLine === undefined ? null : idLine.slice(14).trim() };
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+}
+
+/** Resolves when the peer closes `conn` (or the socket is closed locally). */
+async function untilPeerCloses(conn: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(1024);
+  try {
+    while (await conn.read(buf) !== null) { /* discard */ }
+  } catch { /* closed locally */ }
+}
+
+/**
+ * A fake hub. The first /events/sensors stream sends {@linkcode firstStream} and
+ * stays open until `dropSensorStream()`; the reconnect request is held until
+ * `resumeSensorStream()` answers it with event 42.
+ */
+function startFakeHub(assets: Map<string, StaticAsset>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
+  const drop = Promise.withResolvers<void>();
+  const resume = Promise.withResolvers<void>();
+  const reconnected = Promise.withResolvers<string | null>();
+  const sensorsClosedByPeer = Promise.withResolvers<void>();
+  const heartbeatClosedByPeer = Promise.withResolvers<void>();
+  let sensorRequests = 0;
+
+  async function handle(conn: Deno.Conn): Promise<void> {
+    const request = await readRequest(conn);
+    if (request === null) return;
+    if (request.path === "/events/sensors") {
+      sensorRequests += 1;
+      if (sensorRequests === 1) {
+        await writeAll(conn, encoder.encode(SSE_HEAD + firstStream()));
+        const peer = untilPeerCloses(conn);
+        await Promise.race([peer, drop.promise]);
+        conn.close();
+        conns.delete(conn);
+        await peer;
+      } else {
+        reconnected.resolve(request.lastEventId);
+        const peer = untilPeerCloses(conn);
+        await Promise.race([peer, resume.promise]);
+        const data = `{"TYPE":"STATE","sensorA":{"state":60,"prevState":59}}`;
+        await writeAll(conn, encoder.encode(`${SSE_HEAD}id: 42\nevent: event\ndata: ${data}\n\n`));
+        await peer;
+        sensorsClosedByPeer.resolve();
+      }
+    } else if (request.path === "/events/heartbeat") {
+      const data = JSON.stringify({ time: HEARTBEAT_TIME, uptime: 42.7 });
+      await writeAll(conn, encoder.encode(`${SSE_HEAD}event: heartbeat\ndata: ${data}\n\n`));
+      await untilPeerCloses(conn);
+      heartbeatClosedByPeer.resolve();
+    } else {
+      const asset = assets.get(request.path);
+      const body = asset?.body ?? encoder.encode("not found");
+      const head = `HTTP/1.1 ${asset ? "200 OK" : "404 Not Found"}\r\n` +
+        `Content-Type: ${asset?.contentType ?? "text/plain"}\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+      await writeAll(conn, encoder.encode(head));
+      await writeAll(conn, body);
+    }
+  }
+
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      const done: Promise<void> = handle(conn)
+        .catch(() => {/* peer went away */})
+        .finally(() => {
+          if (conns.delete(conn)) conn.close();
+          handlers.delete(done);
+        });
+      handlers.add(done);
+    }
+  })().catch(() => {});
+
+  return {
+    url: `http://127.0.0.1:${listener.addr.port}/`,
+    /** Closes the first sensors stream from the server side. */
+    dropSensorStream: () => drop.resolve(),
+    /** Resolves with the Last-Event-ID header of the sensors reconnect request. */
+    reconnected: reconnected.promise,
+    /** Answers the held reconnect request with event 42. */
+    resumeSensorStream: () => resume.resolve(),
+    /** Resolves when the browser closes the resumed sensors stream. */
+    sensorsClosedByPeer: sensorsClosedByPeer.promise,
+    /** Resolves when the browser closes the heartbeat stream. */
+    heartbeatClosedByPeer: heartbeatClosedByPeer.promise,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      drop.resolve();
+      resume.resolve();
+      for (const conn of conns) conn.close();
+      conns.clear();
+      await Promise.all(handlers);
+    },
+  };
+}
+
+async function waitForText(page: Page, selector: string, text: string): Promise<void> {
+  try {
+    await page.waitForFunction(
+      ([s, t]) => document.querySelector(s)?.textContent === t,
+      [selector, text] as const,
+    );
+  } catch (error) {
+    const actual = await page.textContent(selector);
+    throw new Error(`${selector} never showed ${JSON.stringify(text)}: shows ${actual}`, {
+      cause: error,
+    });
+  }
+}
+
+Deno.test({
+  name: "dashboard shows live sensor values, ids and state through reconnect and close",
+  ignore: !browserAvailable(),
+}, async () => {
+  await using hub = startFakeHub(await loadStaticAssets());
+  await using browser = await launchBrowser();
+  const page = await browser.newPage({ viewport: { width: 800, height: 720 } });
+  await page.goto(hub.url);
+
+  await waitForText(page, "#state", "open");
+  await waitForText(page, "#lastId", "41");
+  const expectedA = String(Math.round(50 + 30 * Math.sin(39 / 4)));
+  assert.equal(await page.textContent("#sensorA"), expectedA, "value of the last sensorA event");
+  assert.equal(await page.textContent("#sensorB"), "33", "unnamed message updates #sensorB");
+  assert.equal(await page.textContent("#count"), "42", "40 named + 1 keep-alive + 1 unnamed");
+  await waitForText(page, "#heartbeat", `${HEARTBEAT_TIME} (uptime 42 s)`);
+  const received = await page.evaluate(() => sluiceDashboard.received);
+  assert.deepEqual(received, Array.from({ length: 41 }, (_, i) => String(i + 1)));
+  await page.waitForFunction(() => document.querySelectorAll("#chart polyline").length === 2);
+  // Events arrived within the 5 s window, so the rate is positive (a guard, not a timing check).
+  await page.waitForFunction(() => Number(document.querySelector("#eps")?.textContent) > 0);
+  assert.match(await page.textContent("#eps") ?? "", /^\d+\.\d$/);
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  hub.dropSensorStream();
+  await waitForText(page, "#state", "reconnecting");
+  assert.equal(await hub.reconnected, "41", "reconnect resumes from the last id");
+  hub.resumeSensorStream();
+  await waitForText(page, "#state", "open");
+  await waitForText(page, "#lastId", "42");
+  assert.equal(await page.textContent("#sensorA"), "60");
+
+  await page.click("#close");
+  await waitForText(page, "#state", "closed");
+  assert.equal(await page.isDisabled("#close"), true);
+  await hub.sensorsClosedByPeer;
+  await hub.heartbeatClosedByPeer;
+  const after = await page.evaluate(() => sluiceDashboard.received);
+  assert.deepEqual(after, Array.from({ length: 42 }, (_, i) => String(i + 1)));
+});
