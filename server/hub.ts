@@ -9,6 +9,7 @@
 import { InvalidEventError } from "../queue/encode_event.ts";
 import type { EventSource } from "./event_source.ts";
 import { serve, type ServerOptions, type SluiceServer } from "./server.ts";
+import { loadStaticAssets, type StaticAsset } from "./static_assets.ts";
 import type { HttpRequest, HttpResponse } from "./types.ts";
 
 /** Options of {@linkcode startHub}: the server's, plus the hub's own. */
@@ -101,6 +102,19 @@ export function startHub(options: HubOptions = {}): Hub {
     }
     return { status: 202, headers: JSON_HEADERS, body: `{"queued":true}\n` };
   });
+
+  // The dashboard: loaded once, on first request.
+  let assets: Promise<Map<string, StaticAsset>> | undefined;
+  const page = async (req: HttpRequest): Promise<HttpResponse> => {
+    const asset = (await (assets ??= loadStaticAssets())).get(req.path);
+    if (asset === undefined) return plain(404, "Not Found");
+    return {
+      status: 200,
+      headers: { "Content-Type": asset.contentType, "Cache-Control": "no-cache" },
+      body: asset.body,
+    };
+  };
+  for (const path of ["/", "/index.html", "/app.js", "/style.css"]) server.route("GET", path, page);
 
   const started = Date.now();
   const timer = heartbeat > 0
