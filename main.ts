@@ -10,7 +10,16 @@
 
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { startHub } from "./server/hub.ts";
+import { cors, type CorsOptions } from "./server/cors.ts";
+import { type HubOptions, startHub } from "./server/hub.ts";
+import { SqliteHistory } from "./queue/sqlite_history.ts";
+import {
+  publisherAuth,
+  SUBSCRIBER_AUTH_SCHEMES,
+  subscriberAuth,
+  type SubscriberAuthScheme,
+} from "./server/hub_auth.ts";
+import { loadHtdigest, parseUserFlag, UserFormatError, UserStore } from "./server/users.ts";
 import type { Logger } from "./server/server.ts";
 
 /** A CLI flag: its type, environment variable, default and help text. */
@@ -20,6 +29,8 @@ interface Flag {
   default?: string;
   help: string;
   short?: string;
+  /** Repeatable flag; its environment variable holds a comma-separated list. */
+  multiple?: boolean;
 }
 
 const FLAGS: Record<string, Flag> = {
@@ -64,6 +75,136 @@ const FLAGS: Record<string, Flag> = {
     default: "0",
     help: "seconds between events on channel 'heartbeat' (0: off)",
   },
+  history: {
+    type: "string",
+    env: "SLUICE_HISTORY",
+    default: "1000",
+    help: "events kept per channel for Last-Event-ID replay (0: off, no ids assigned)",
+  },
+  "history-bytes": {
+    type: "string",
+    env: "SLUICE_HISTORY_BYTES",
+    default: "1048576",
+    help: "bytes of events kept per channel for replay",
+  },
+  "history-file": {
+    type: "string",
+    env: "SLUICE_HISTORY_FILE",
+    help: "keep history in this SQLite file: survives restarts and kill -9 (needs --allow-read " +
+      "--allow-write)",
+  },
+  "history-sync": {
+    type: "string",
+    env: "SLUICE_HISTORY_SYNC",
+    default: "normal",
+    help: "with --history-file: normal (survives kill -9) or full (fsync per event, survives " +
+      "power loss)",
+  },
+  "max-pending-bytes": {
+    type: "string",
+    env: "SLUICE_MAX_PENDING_BYTES",
+    default: "1048576",
+    help: "bytes queued for one stream before the slow-consumer policy applies",
+  },
+  "slow-consumer": {
+    type: "string",
+    env: "SLUICE_SLOW_CONSUMER",
+    default: "disconnect",
+    help: "over budget: disconnect (client replays on reconnect) or drop (skip, then sluice.gap)",
+  },
+  "write-timeout": {
+    type: "string",
+    env: "SLUICE_WRITE_TIMEOUT",
+    default: "0",
+    help: "ms a stream write may stay stuck before the client is disconnected (0: no deadline)",
+  },
+  busy: {
+    type: "string",
+    env: "SLUICE_BUSY",
+    default: "503",
+    help: "session table full: 503, or retry (200 with a jittered retry:, browsers keep trying)",
+  },
+  demo: {
+    type: "boolean",
+    env: "SLUICE_DEMO",
+    help: "publish two simulated sensors on channel 'sensors' (the dashboard's data)",
+  },
+  "demo-min-interval": {
+    type: "string",
+    env: "SLUICE_DEMO_MIN_INTERVAL",
+    default: "1",
+    help: "with --demo: shortest seconds between updates of a sensor",
+  },
+  "demo-max-interval": {
+    type: "string",
+    env: "SLUICE_DEMO_MAX_INTERVAL",
+    default: "3",
+    help: "with --demo: longest seconds between updates of a sensor",
+  },
+  "publish-token": {
+    type: "string",
+    multiple: true,
+    env: "SLUICE_PUBLISH_TOKEN",
+    help: "bearer token publishers must send (repeatable); none: publish from loopback only",
+  },
+  "max-event-bytes": {
+    type: "string",
+    env: "SLUICE_MAX_EVENT_BYTES",
+    default: "65536",
+    help: "largest publish request body in bytes; larger get 413",
+  },
+  "max-channels": {
+    type: "string",
+    env: "SLUICE_MAX_CHANNELS",
+    default: "32",
+    help: "most channels of one GET /events?channel=a&channel=b stream",
+  },
+  auth: {
+    type: "string",
+    env: "SLUICE_AUTH",
+    default: "none",
+    help: "subscriber auth: none, basic, digest or bearer",
+  },
+  realm: { type: "string", env: "SLUICE_REALM", default: "sluice", help: "auth realm" },
+  user: {
+    type: "string",
+    multiple: true,
+    env: "SLUICE_USER",
+    help: "name:password of a basic/digest user (repeatable)",
+  },
+  "users-file": {
+    type: "string",
+    env: "SLUICE_USERS_FILE",
+    help: "htdigest file (user:realm:HA1 lines) of basic/digest users",
+  },
+  "subscribe-token": {
+    type: "string",
+    multiple: true,
+    env: "SLUICE_SUBSCRIBE_TOKEN",
+    help: "bearer token of subscribers (repeatable; header, ?access_token= or cookie sluice_token)",
+  },
+  "metrics-auth": {
+    type: "boolean",
+    env: "SLUICE_METRICS_AUTH",
+    help: "put /metrics and /status behind the subscriber auth",
+  },
+  "cors-origin": {
+    type: "string",
+    multiple: true,
+    env: "SLUICE_CORS_ORIGIN",
+    help: "origin allowed to read streams cross-origin (repeatable, or *)",
+  },
+  "cors-credentials": {
+    type: "boolean",
+    env: "SLUICE_CORS_CREDENTIALS",
+    help: "allow credentials (cookies, HTTP auth) cross-origin; not with *",
+  },
+  cert: {
+    type: "string",
+    env: "SLUICE_CERT",
+    help: "TLS certificate chain (PEM file); with --key",
+  },
+  key: { type: "string", env: "SLUICE_KEY", help: "TLS private key (PEM file); with --cert" },
   quiet: { type: "boolean", env: "SLUICE_QUIET", help: "log warnings and errors only" },
   help: { type: "boolean", short: "h", help: "show this help" },
   version: { type: "boolean", short: "V", help: "show the version" },
@@ -84,7 +225,10 @@ Usage: deno run --allow-net --allow-env main.ts [flags]
 
 Endpoints:
   GET  /events/<channel>   subscribe (text/event-stream); channel: [A-Za-z0-9._~-]{1,128}
-  POST /events/<channel>   publish the body as the event data (?event=<name>); loopback only
+  GET  /events?channel=a&channel=b   subscribe to several channels (event type: <channel>[:<name>])
+  POST /events/<channel>   publish: text/plain body (?event=, ?id=) or JSON {"data", "event", "id",
+                           "retry"}; 202 {"id"}; a token with --publish-token, else loopback only
+  GET  /metrics, /status   Prometheus text, JSON
 
 Flags (each also from its environment variable):
 `;
@@ -95,6 +239,49 @@ Flags (each also from its environment variable):
     text += `${left.padEnd(26)} ${f.help}${extra ? ` (${extra})` : ""}\n`;
   }
   return text;
+}
+
+function choiceFlag<T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  choices: readonly T[],
+): T {
+  const raw = String(values[name]);
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new UsageError(
+      `--${name} must be ${choices.join(" or ")}: received ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw as T;
+}
+
+/** History, slow-consumer and busy options; opens the history file when one is given. */
+function deliveryOptions(values: Record<string, unknown>): HubOptions {
+  const history = intFlag(values, "history", 0);
+  const historyBytes = intFlag(values, "history-bytes", 1);
+  const synchronous = choiceFlag(values, "history-sync", ["normal", "full"] as const);
+  const options: HubOptions = {
+    history,
+    historyBytes,
+    maxPendingBytes: intFlag(values, "max-pending-bytes", 1),
+    slowConsumer: choiceFlag(values, "slow-consumer", ["disconnect", "drop"] as const),
+    writeTimeout: intFlag(values, "write-timeout", 0),
+    busy: choiceFlag(values, "busy", ["503", "retry"] as const),
+  };
+  if (values["history-file"] !== undefined) {
+    if (history === 0) throw new UsageError("--history-file needs --history >= 1");
+    const path = String(values["history-file"]);
+    try {
+      options.historyStore = new SqliteHistory(path, {
+        maxEvents: history,
+        maxBytes: historyBytes,
+        synchronous,
+      });
+    } catch (err) {
+      throw new UsageError(`cannot open --history-file ${JSON.stringify(path)}: ${err}`);
+    }
+  }
+  return options;
 }
 
 function intFlag(values: Record<string, unknown>, name: string, min: number): number {
@@ -118,8 +305,9 @@ function parse(args: string[]) {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const [name, f] of Object.entries(FLAGS)) {
     options[name] = f.short ? { type: f.type, short: f.short } : { type: f.type };
+    if (f.multiple) Object.assign(options[name], { multiple: true });
   }
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (err) {
@@ -129,7 +317,11 @@ function parse(args: string[]) {
     if (values[name] !== undefined) continue;
     const fromEnv = f.env ? Deno.env.get(f.env) : undefined;
     if (fromEnv !== undefined && fromEnv !== "") {
-      values[name] = f.type === "boolean" ? !/^(0|false|no)$/i.test(fromEnv) : fromEnv;
+      values[name] = f.type === "boolean"
+        ? !/^(0|false|no)$/i.test(fromEnv)
+        : f.multiple
+        ? fromEnv.split(",").map((v) => v.trim()).filter((v) => v !== "")
+        : fromEnv;
     } else if (f.default !== undefined) {
       values[name] = f.default;
     }
@@ -145,6 +337,100 @@ function makeLogger(quiet: boolean): Logger {
       if (v !== undefined) line += ` ${k}=${typeof v === "string" ? JSON.stringify(v) : v}`;
     }
     (level === "error" || level === "warn" ? console.error : console.log)(line);
+  };
+}
+
+function listFlag(values: Record<string, unknown>, name: string): string[] {
+  const v = values[name];
+  return Array.isArray(v) ? v.map(String) : typeof v === "string" ? [v] : [];
+}
+
+function readFlagFile(values: Record<string, unknown>, name: string): string | undefined {
+  const path = values[name];
+  if (path === undefined) return undefined;
+  try {
+    return Deno.readTextFileSync(String(path));
+  } catch (err) {
+    throw new UsageError(
+      `cannot read --${name} file ${JSON.stringify(path)}: ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+    );
+  }
+}
+
+/** Runs `build`, turning the TypeError of a bad option into a UsageError for `--flag`. */
+function checked<T>(flag: string, build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof UserFormatError) {
+      throw new UsageError(`${flag}: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+/** The publish, auth, CORS and TLS options of the flags; reads the files they name. */
+function securityOptions(values: Record<string, unknown>): HubOptions {
+  const scheme = String(values.auth) as SubscriberAuthScheme;
+  if (!SUBSCRIBER_AUTH_SCHEMES.includes(scheme)) {
+    throw new UsageError(
+      `--auth must be one of ${SUBSCRIBER_AUTH_SCHEMES.join(", ")}: received ${
+        JSON.stringify(scheme)
+      }`,
+    );
+  }
+  const realm = String(values.realm);
+  const userFlags = listFlag(values, "user");
+  const usersFile = readFlagFile(values, "users-file");
+  const tokens = listFlag(values, "subscribe-token");
+  let users: UserStore | undefined;
+  if (userFlags.length > 0 || usersFile !== undefined) {
+    if (scheme !== "basic" && scheme !== "digest") {
+      throw new UsageError("--user and --users-file need --auth basic or --auth digest");
+    }
+    users = new UserStore();
+    for (const flag of userFlags) {
+      const { user, password } = checked("--user", () => parseUserFlag(flag));
+      users.addPassword(user, password);
+    }
+    if (usersFile !== undefined) checked("--users-file", () => loadHtdigest(usersFile, users));
+  }
+  if (tokens.length > 0 && scheme !== "bearer") {
+    throw new UsageError("--subscribe-token needs --auth bearer");
+  }
+  const auth = checked(
+    `--auth ${scheme}`,
+    () =>
+      subscriberAuth({ scheme, realm, users, tokens: scheme === "bearer" ? tokens : undefined }),
+  );
+  if (values["metrics-auth"] === true && auth === undefined) {
+    throw new UsageError("--metrics-auth needs --auth basic, digest or bearer");
+  }
+  const origins = listFlag(values, "cors-origin");
+  const credentials = values["cors-credentials"] === true;
+  if (credentials && origins.length === 0) {
+    throw new UsageError("--cors-credentials needs --cors-origin");
+  }
+  const corsOptions: CorsOptions | undefined = origins.length > 0
+    ? { origins, credentials }
+    : undefined;
+  if (corsOptions) checked("--cors-origin", () => cors(corsOptions));
+  const publishTokens = listFlag(values, "publish-token");
+  checked("--publish-token", () => publisherAuth({ tokens: publishTokens }));
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new UsageError("--cert and --key must be given together");
+  }
+  return {
+    publishTokens,
+    maxEventBytes: intFlag(values, "max-event-bytes", 1),
+    maxChannels: intFlag(values, "max-channels", 1),
+    auth,
+    metricsAuth: values["metrics-auth"] === true,
+    cors: corsOptions,
+    cert: readFlagFile(values, "cert"),
+    key: readFlagFile(values, "key"),
   };
 }
 
@@ -173,8 +459,11 @@ export async function main(args: string[]): Promise<number> {
   }
   const log = makeLogger(values.quiet === true);
   let hub;
+  let delivery: HubOptions | undefined;
   try {
+    delivery = deliveryOptions(values);
     hub = startHub({
+      ...delivery,
       port: intFlag(values, "port", 0),
       hostname: String(values.hostname),
       maxClients: intFlag(values, "max-clients", 1),
@@ -182,16 +471,26 @@ export async function main(args: string[]): Promise<number> {
       keepAlive: intFlag(values, "keepalive", 0),
       retry: values.retry === undefined ? undefined : intFlag(values, "retry", 0),
       heartbeat: numberFlag(values, "heartbeat"),
+      ...securityOptions(values),
+      demo: values.demo === true && {
+        minIntervalMs: numberFlag(values, "demo-min-interval") * 1000,
+        maxIntervalMs: numberFlag(values, "demo-max-interval") * 1000,
+      },
       logger: log,
       onListen: (addr) =>
         log("info", "listening", {
-          url: `http://${addr.hostname}:${addr.port}/`,
+          url: `${values.cert === undefined ? "http" : "https"}://${addr.hostname}:${addr.port}/`,
           version: denoJson.version,
         }),
     });
   } catch (err) {
+    delivery?.historyStore?.close();
     if (err instanceof UsageError || err instanceof RangeError) {
       console.error(`sluice: ${err.message}\nTry --help.`);
+      return 2;
+    }
+    if (err instanceof Deno.errors.InvalidData && values.cert !== undefined) {
+      console.error(`sluice: cannot use --cert / --key: ${err.message}`);
       return 2;
     }
     if (err instanceof Deno.errors.AddrInUse) {

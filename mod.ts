@@ -29,3 +29,101 @@ export {
   type ServerStats,
   SluiceServer,
 } from "./server/server.ts";
+
+export {
+  CHANNEL_NAME_RE,
+  Client,
+  DEFAULT_CHANNEL,
+  EventSource,
+  type EventSourceOptions,
+  type SendAsyncOptions,
+  type SendOptions,
+  type SourceHost,
+} from "./server/event_source.ts";
+export type {
+  HttpRequest,
+  HttpResponse,
+  Middleware,
+  PeerAddr,
+  RouteHandler,
+} from "./server/types.ts";
+export {
+  type CloseReason,
+  type FreeContext,
+  Session,
+  type SessionLimits,
+  type SessionSocket,
+  type SlowConsumerPolicy,
+} from "./sessions/session.ts";
+export {
+  DEFAULT_SESSION_TABLE,
+  type SessionInfo,
+  SessionTable,
+  SessionTableFullError,
+  type SessionTableOptions,
+  type SessionTableStats,
+} from "./sessions/session_table.ts";
+export { MessageQueue, type MessageQueueStats } from "./queue/message_queue.ts";
+export {
+  encodeComment,
+  encodeEvent,
+  type EventFields,
+  InvalidEventError,
+} from "./queue/encode_event.ts";
+export {
+  DEFAULT_DEMO_SENSORS,
+  DemoSensors,
+  type DemoSensorsOptions,
+  type SensorChange,
+  sensorStateJson,
+} from "./server/demo_sensors.ts";
+export {
+  DEFAULT_DIGEST_AUTH_OPTIONS,
+  digestAuth,
+  type DigestAuthOptions,
+} from "./server/auth_digest.ts";
+export {
+  type DigestAlgorithm,
+  hashPassword,
+  loadHtdigest,
+  parseUserFlag,
+  UserFormatError,
+  UserStore,
+} from "./server/users.ts";
+export {
+  basicAuth,
+  type BasicAuthOptions,
+  DEFAULT_BASIC_AUTH_OPTIONS,
+} from "./server/auth_basic.ts";
+export {
+  bearerAuth,
+  type BearerAuthOptions,
+  DEFAULT_BEARER_AUTH_OPTIONS,
+  type NamedBearerToken,
+} from "./server/auth_bearer.ts";
+export { cors, type CorsOptions, DEFAULT_CORS_OPTIONS } from "./server/cors.ts";
+export { composeMiddleware } from "./server/compose_middleware.ts";
+export { type ExtraCounters, prometheusText, statusObject } from "./server/metrics.ts";
+export { type Hub, type HubOptions, startHub } from "./server/hub.ts";
+export {
+  countAuthFailures,
+  DEFAULT_SUBSCRIBER_AUTH_OPTIONS,
+  isLoopback,
+  publisherAuth,
+  type PublisherAuthOptions,
+  SUBSCRIBER_AUTH_SCHEMES,
+  subscriberAuth,
+  type SubscriberAuthOptions,
+  type SubscriberAuthScheme,
+} from "./server/hub_auth.ts";
+export {
+  DEFAULT_PUBLISH_API_OPTIONS,
+  parsePublishRequest,
+  type PublishApiOptions,
+  type PublishRequest,
+} from "./server/publish_api.ts";
+export {
+  channelsFromQuery,
+  DEFAULT_MAX_CHANNELS,
+  multiChannelEventName,
+} from "./server/hub_channels.ts";

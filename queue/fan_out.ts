@@ -7,8 +7,8 @@
 
 /** Anything that can take bytes without blocking; a session is one. */
 export interface FanOutTarget {
-  /** Queues bytes; returns `false` when refused (closed, over budget). */
-  write(bytes: Uint8Array): boolean;
+  /** Queues bytes (of the event `eventId`, if known); returns `false` when refused (closed, over budget). */
+  write(bytes: Uint8Array, eventId?: string): boolean;
 }
 
 /**
@@ -17,6 +17,7 @@ export interface FanOutTarget {
  *
  * @param bytes The encoded event, shared by all targets.
  * @param targets The subscribers.
+ * @param eventId The event's id, handed to each target with the bytes.
  * @returns How many targets accepted the bytes.
  *
  * @example
@@ -27,10 +28,14 @@ export interface FanOutTarget {
  * fanOut(new TextEncoder().encode("data: x\n\n"), [target, target]); // 2
  * ```
  */
-export function fanOut(bytes: Uint8Array, targets: Iterable<FanOutTarget>): number {
+export function fanOut(
+  bytes: Uint8Array,
+  targets: Iterable<FanOutTarget>,
+  eventId?: string,
+): number {
   let accepted = 0;
   for (const target of targets) {
-    if (target.write(bytes)) accepted++;
+    if (target.write(bytes, eventId)) accepted++;
   }
   return accepted;
 }

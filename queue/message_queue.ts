@@ -74,16 +74,9 @@ export class MessageQueue<T> {
    * @returns `true` when queued, `false` when the queue is full (counted).
    */
   push(item: T): boolean {
-    const cap = this.#items.length;
-    if (this.#length === cap) {
-      this.#rejected++;
-      return false;
-    }
-    this.#items[(this.#head + this.#length) % cap] = item;
-    this.#length++;
-    this.#pushed++;
-    this.#onItem?.();
-    return true;
+    if (this.#tryPush(item)) return true;
+    this.#rejected++;
+    return false;
   }
 
   /**
@@ -94,14 +87,13 @@ export class MessageQueue<T> {
    * @returns `true` when queued, `false` when still full after the timeout.
    */
   async pushWait(item: T, timeoutMs: number): Promise<boolean> {
-    if (this.push(item)) return true;
-    this.#rejected--; // counted once, below, if it finally fails
+    if (this.#tryPush(item)) return true;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const room = await this.#waitForRoom(deadline - Date.now());
-      if (room && this.push(item)) return true;
+      if (room && this.#tryPush(item)) return true;
     }
-    this.#rejected++;
+    this.#rejected++; // counted once, when it finally fails
     return false;
   }
 
@@ -121,9 +113,32 @@ export class MessageQueue<T> {
     return item;
   }
 
+  /**
+   * Waits until an item is taken out (room may have appeared), up to a timeout.
+   * For producers that must do something just before pushing (e.g. record the
+   * item elsewhere) and so cannot use {@linkcode pushWait}.
+   *
+   * @param timeoutMs Longest wait in milliseconds.
+   * @returns `true` when woken by a shift (or {@linkcode wakeAll}), `false` on timeout.
+   */
+  waitForRoom(timeoutMs: number): Promise<boolean> {
+    return this.#waitForRoom(timeoutMs);
+  }
+
   /** Wakes every waiter (e.g. on shutdown); their pushes then fail or succeed at once. */
   wakeAll(): void {
     for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** Appends when there is room; counts nothing on failure. */
+  #tryPush(item: T): boolean {
+    const cap = this.#items.length;
+    if (this.#length === cap) return false;
+    this.#items[(this.#head + this.#length) % cap] = item;
+    this.#length++;
+    this.#pushed++;
+    this.#onItem?.();
+    return true;
   }
 
   #waitForRoom(ms: number): Promise<boolean> {

@@ -32,6 +32,31 @@ export interface SendAsyncOptions extends SendOptions {
   timeoutMs?: number;
 }
 
+/** Options of {@linkcode EventSource.publish}. */
+export interface PublishOptions extends SendOptions {
+  /**
+   * How long to wait for room in the queue, in milliseconds; `0` refuses at once.
+   * @default {0}
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * Thrown by {@linkcode EventSource.publish} when the event was not accepted:
+ * `"queue-full"` (back-pressure; try again later) or `"closed"` (the source or
+ * the server is stopping).
+ */
+export class PublishRejectedError extends Error {
+  /** Why the event was refused. */
+  readonly reason: "queue-full" | "closed";
+  /** @param reason Why the event was refused. */
+  constructor(reason: "queue-full" | "closed") {
+    super(reason === "queue-full" ? "event queue is full" : "event source is closed");
+    this.name = "PublishRejectedError";
+    this.reason = reason;
+  }
+}
+
 /** The channel of a source that has no channel parameter. */
 export const DEFAULT_CHANNEL = "default";
 
@@ -64,6 +89,19 @@ export interface SourceHost {
     fields: EventFields,
     timeoutMs: number,
   ): Promise<boolean>;
+  /**
+   * Records (history) and queues an event, waiting up to `timeoutMs` for room;
+   * resolves with its id (`undefined` when history is off and none was given).
+   * Rejects with {@linkcode PublishRejectedError} or the store's error
+   * (e.g. `DuplicateEventIdError`).
+   */
+  publish(
+    source: EventSource,
+    channel: string,
+    bytes: Uint8Array,
+    fields: EventFields,
+    timeoutMs: number,
+  ): Promise<string | undefined>;
   /** Unregisters the source. */
   detach(source: EventSource): void;
 }
@@ -238,6 +276,38 @@ export class EventSource {
     const { channel = DEFAULT_CHANNEL, timeoutMs = 1000, ...fields } = options;
     const bytes = encodeEvent(data, fields);
     return this.#host.enqueueWait(this, channel, bytes, fields, timeoutMs);
+  }
+
+  /**
+   * Publishes an event and resolves once it is recorded in the history (on
+   * disk with a file store) and queued, with its id: the publisher's, or the
+   * one the server assigned. This is what the hub's `POST` acknowledges.
+   *
+   * @param data Event data.
+   * @param options Event fields, channel and how long to wait for room.
+   * @returns The event id; `undefined` only when history is off and no id was given.
+   * @throws {InvalidEventError} When a field is invalid; nothing is sent.
+   * @throws {PublishRejectedError} When the queue stays full or the source is closed.
+   * @throws {DuplicateEventIdError} When `options.id` is already used in the channel.
+   *
+   * @example
+   * ```ts
+   * import { serve } from "../mod.ts";
+   * await using server = serve({ port: 0 });
+   * const events = server.eventSource("/events");
+   * const id = await events.publish("hello"); // e.g. "1754300000000000"
+   * ```
+   */
+  publish(data: string, options: PublishOptions = {}): Promise<string | undefined> {
+    if (this.#closed) return Promise.reject(new PublishRejectedError("closed"));
+    const { channel = DEFAULT_CHANNEL, timeoutMs = 0, ...fields } = options;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEvent(data, fields);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#host.publish(this, channel, bytes, fields, timeoutMs);
   }
 
   /**

@@ -1,21 +1,64 @@
 /**
  * The hub: what `main.ts` runs. Channels at `/events/<channel>`: `GET`
- * subscribes, `POST` publishes the request body as the event data. Without
- * publisher credentials, publishing is accepted only from loopback.
+ * subscribes, `POST` publishes (the publish API, `server/publish_api.ts`).
+ * `GET /events?channel=a&channel=b` subscribes one stream to several channels
+ * (`server/hub_channels.ts`). Without publisher tokens, publishing is
+ * accepted only from loopback. Optional subscriber auth and CORS;
+ * `GET /metrics` (Prometheus) and `GET /status` (JSON).
  *
  * @module
  */
 
-import { InvalidEventError } from "../queue/encode_event.ts";
-import type { EventSource } from "./event_source.ts";
-import { serve, type ServerOptions, type SluiceServer } from "./server.ts";
+import type { EventFields } from "../queue/encode_event.ts";
+import { DuplicateEventIdError } from "../queue/history.ts";
+import { cors, type CorsOptions } from "./cors.ts";
+import { DemoSensors, type DemoSensorsOptions, sensorStateJson } from "./demo_sensors.ts";
+import { CHANNEL_NAME_RE, type EventSource, PublishRejectedError } from "./event_source.ts";
+import { countAuthFailures, publisherAuth } from "./hub_auth.ts";
+import { channelsFromQuery, DEFAULT_MAX_CHANNELS, multiChannelEventName } from "./hub_channels.ts";
+import { prometheusText, statusObject } from "./metrics.ts";
+import { DEFAULT_PUBLISH_API_OPTIONS, parsePublishRequest } from "./publish_api.ts";
+import { DEFAULT_SERVER_OPTIONS, serve, type ServerOptions, type SluiceServer } from "./server.ts";
 import { loadStaticAssets, type StaticAsset } from "./static_assets.ts";
-import type { HttpRequest, HttpResponse } from "./types.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
+
+export { isLoopback } from "./hub_auth.ts";
 
 /** Options of {@linkcode startHub}: the server's, plus the hub's own. */
 export interface HubOptions extends ServerOptions {
   /** Seconds between `heartbeat` events on channel `heartbeat`; `0` for none. @default {0} */
   heartbeat?: number;
+  /**
+   * Publish the simulated sensors of `examples/rest_subscribe.ts` on channel
+   * `sensors` (event `event`, data `{"TYPE":"STATE","sensorA":{"state":N,"prevState":M}}`,
+   * numbered ids): `true` for the default sensors, or their options.
+   * @default {false}
+   */
+  demo?: boolean | DemoSensorsOptions;
+  /**
+   * Bearer tokens publishers must send (`Authorization: Bearer <token>`).
+   * Without any, publishing is accepted from loopback peers only.
+   * @default {[]}
+   */
+  publishTokens?: string[];
+  /** Largest publish request body, in bytes (`413` beyond). @default {65536} */
+  maxEventBytes?: number;
+  /** Most channels one `GET /events?channel=…` stream may name (`400` beyond). @default {32} */
+  maxChannels?: number;
+  /**
+   * Subscriber authentication, e.g. from `subscriberAuth()` or `basicAuth()`:
+   * guards every stream and the dashboard pages (so a browser prompts on the
+   * page and reuses the login for its streams). Refusals are counted in
+   * `authFailures`.
+   */
+  auth?: Middleware;
+  /** Put `/metrics` and `/status` behind `auth` too. @default {false} */
+  metricsAuth?: boolean;
+  /**
+   * CORS for every route and stream, run before any auth so preflights pass
+   * and `401` answers carry the CORS headers. Without it, no CORS headers.
+   */
+  cors?: CorsOptions;
 }
 
 /** A running hub: the server and its channel source. */
@@ -24,19 +67,23 @@ export interface Hub extends AsyncDisposable {
   readonly server: SluiceServer;
   /** The event source behind `/events/:channel`. */
   readonly events: EventSource;
+  /** The event source behind `GET /events?channel=a&channel=b`. */
+  readonly multi: EventSource;
+  /**
+   * Publishes to a channel, to its single- and multi-channel streams alike
+   * (what `POST /events/<channel>` does).
+   *
+   * @param channel Channel name.
+   * @param data Event data.
+   * @param fields Event type, id, retry.
+   * @returns `false` when the queue is full.
+   * @throws {InvalidEventError} When a field is invalid.
+   */
+  publish(channel: string, data: string, fields?: EventFields): boolean;
+  /** Refused authentications so far (subscribers and publishers). */
+  readonly authFailures: number;
   /** Stops gracefully (timers, then the server). */
   shutdown(): Promise<void>;
-}
-
-/**
- * Whether an address is a loopback address.
- *
- * @param hostname Numeric address.
- * @returns `true` for 127.0.0.0/8, `::1` and IPv4-mapped loopback.
- */
-export function isLoopback(hostname: string): boolean {
-  return hostname === "::1" || hostname.startsWith("127.") ||
-    hostname.startsWith("::ffff:127.");
 }
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
@@ -52,8 +99,11 @@ function plain(status: number, text: string, headers: Record<string, string> = {
 /**
  * Starts the hub.
  *
- * @param options Server options and the heartbeat interval.
+ * @param options Server options, the heartbeat interval and the demo sensors.
  * @returns The running hub.
+ * @throws {RangeError} When an option is out of range.
+ * @throws {TypeError} When the CORS options or publish tokens are invalid, or
+ * `metricsAuth` is set without `auth`.
  *
  * @example
  * ```ts
@@ -69,39 +119,98 @@ export function startHub(options: HubOptions = {}): Hub {
       `heartbeat must be a non-negative number of seconds: received ${heartbeat}`,
     );
   }
-  const server = serve(options);
-  const events = server.eventSource("/events/:channel");
-  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const maxEventBytes = options.maxEventBytes ?? DEFAULT_PUBLISH_API_OPTIONS.maxEventBytes;
+  if (!(Number.isSafeInteger(maxEventBytes) && maxEventBytes >= 1)) {
+    throw new RangeError(`maxEventBytes must be a positive integer: received ${maxEventBytes}`);
+  }
+  const maxChannels = options.maxChannels ?? DEFAULT_MAX_CHANNELS;
+  if (!(Number.isSafeInteger(maxChannels) && maxChannels >= 1)) {
+    throw new RangeError(`maxChannels must be a positive integer: received ${maxChannels}`);
+  }
+  if (options.metricsAuth && options.auth === undefined) {
+    throw new TypeError("metricsAuth needs auth: there is no authentication to apply");
+  }
+  let authFailures = 0;
+  const counted = (mw: Middleware) => countAuthFailures(mw, () => authFailures++);
+  const auth = options.auth && [counted(options.auth)];
+  const corsMiddleware = options.cors && cors(options.cors);
+  const publishGuard = counted(
+    publisherAuth({ tokens: options.publishTokens, origins: options.cors?.origins }),
+  );
+  // Built (and its options checked) before the server starts listening.
+  let demoId = 0;
+  const demo = options.demo
+    ? new DemoSensors((change) => {
+      publish("sensors", sensorStateJson(change), {
+        event: "event",
+        id: String(++demoId),
+      });
+    }, options.demo === true ? {} : options.demo)
+    : undefined;
+  const server = serve({
+    ...options,
+    maxBodyBytes: options.maxBodyBytes ??
+      Math.max(DEFAULT_SERVER_OPTIONS.maxBodyBytes, maxEventBytes),
+  });
+  if (corsMiddleware) server.use(corsMiddleware);
+  const events = server.eventSource("/events/:channel", { middleware: auth });
+  const multi = server.eventSource("/events", {
+    middleware: auth,
+    channels: (req) => channelsFromQuery(req.query, maxChannels),
+  });
 
-  server.route("POST", "/events/:channel", (req: HttpRequest) => {
-    if (!isLoopback(req.remoteAddr.hostname)) {
-      return plain(403, "Forbidden: publishing is allowed from loopback only");
-    }
+  /**
+   * Sends to the channel's single-channel streams, then one second encoding
+   * whose event type names the channel, for the multi-channel streams (with
+   * history off, only when one of them listens). Each encoding is shared by
+   * all streams of its kind. Each source keeps its own history; the copy
+   * carries the publisher's id (the POST API also gives it the id assigned
+   * to the first encoding), else the multi-channel history numbers it.
+   */
+  const publish = (channel: string, data: string, fields: EventFields = {}): boolean => {
+    if (!events.send(data, { ...fields, channel })) return false;
+    copyToMulti(channel, data, fields);
+    return true;
+  };
+  // With history on, the multi-channel copy is always sent, so that the
+  // multi-channel streams' own history (replayed on reconnect) has every event.
+  const historyOn = options.historyStore !== undefined ||
+    (options.history ?? DEFAULT_SERVER_OPTIONS.history) > 0;
+  const copyToMulti = (channel: string, data: string, fields: EventFields): void => {
+    if (!historyOn && multi.sessionsOf(channel) === undefined) return;
+    const copy = { ...fields, channel, event: multiChannelEventName(channel, fields.event) };
+    // Full at this very moment (rare: the queue drains every microtask): wait for room.
+    if (!multi.send(data, copy)) multi.sendAsync(data, copy).catch(() => {});
+  };
+
+  // The publish API: publisher auth (401/403) runs first, then the body
+  // checks of parsePublishRequest (413, 415, 400 as HttpError).
+  // 202 means recorded (on disk with --history-file) and queued; the body has the event's id.
+  server.route("POST", "/events/:channel", async (req: HttpRequest) => {
     const channel = req.params.channel;
-    if (!/^[A-Za-z0-9._~-]{1,128}$/.test(channel)) {
+    if (!CHANNEL_NAME_RE.test(channel)) {
       return plain(400, "Bad Request: channel names are [A-Za-z0-9._~-]{1,128}");
     }
-    let data: string;
+    const { data, ...fields } = parsePublishRequest(req, { maxEventBytes });
+    let id: string | undefined;
     try {
-      data = decoder.decode(req.body);
-    } catch {
-      return plain(400, "Bad Request: body is not valid UTF-8");
-    }
-    const event = req.query.get("event") ?? undefined;
-    let ok: boolean;
-    try {
-      ok = events.send(data, { channel, event });
+      id = await events.publish(data, { ...fields, channel });
     } catch (err) {
-      if (err instanceof InvalidEventError) return plain(400, `Bad Request: ${err.message}`);
+      if (err instanceof DuplicateEventIdError) {
+        return plain(409, "Conflict: event id already used in this channel");
+      }
+      if (err instanceof PublishRejectedError) {
+        return plain(503, "Service Unavailable: queue full", { "Retry-After": "1" });
+      }
       throw err;
     }
-    if (!ok) {
-      return plain(503, "Service Unavailable: queue full", {
-        "Retry-After": "1",
-      });
-    }
-    return { status: 202, headers: JSON_HEADERS, body: `{"queued":true}\n` };
-  });
+    copyToMulti(channel, data, { ...fields, id });
+    return {
+      status: 202,
+      headers: JSON_HEADERS,
+      body: `${JSON.stringify({ id: id ?? null })}\n`,
+    };
+  }, { middleware: [publishGuard] });
 
   // The dashboard: loaded once, on first request.
   let assets: Promise<Map<string, StaticAsset>> | undefined;
@@ -114,14 +223,31 @@ export function startHub(options: HubOptions = {}): Hub {
       body: asset.body,
     };
   };
-  for (const path of ["/", "/index.html", "/app.js", "/style.css"]) server.route("GET", path, page);
+  for (const path of ["/", "/index.html", "/app.js", "/style.css"]) {
+    server.route("GET", path, page, { middleware: auth });
+  }
+
+  // Metrics and status, behind the subscriber auth with metricsAuth.
+  const metricsGuard = options.metricsAuth ? auth : undefined;
+  server.route("GET", "/metrics", () => ({
+    status: 200,
+    headers: {
+      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+      "Cache-Control": "no-store",
+    },
+    body: prometheusText(server.stats, { authFailures }),
+  }), { middleware: metricsGuard });
+  server.route("GET", "/status", () => ({
+    status: 200,
+    headers: { ...JSON_HEADERS, "Cache-Control": "no-store" },
+    body: `${JSON.stringify(statusObject(server.stats, { authFailures }))}\n`,
+  }), { middleware: metricsGuard });
 
   const started = Date.now();
   const timer = heartbeat > 0
     ? setInterval(() => {
       const uptime = Math.round((Date.now() - started) / 1000);
-      events.send(JSON.stringify({ time: new Date().toISOString(), uptime }), {
-        channel: "heartbeat",
+      publish("heartbeat", JSON.stringify({ time: new Date().toISOString(), uptime }), {
         event: "heartbeat",
       });
     }, heartbeat * 1000)
@@ -129,7 +255,19 @@ export function startHub(options: HubOptions = {}): Hub {
 
   const shutdown = async () => {
     clearInterval(timer);
+    demo?.stop();
     await server.shutdown();
   };
-  return { server, events, shutdown, [Symbol.asyncDispose]: shutdown };
+  demo?.start();
+  return {
+    server,
+    events,
+    multi,
+    publish,
+    get authFailures() {
+      return authFailures;
+    },
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
 }

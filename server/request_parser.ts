@@ -79,6 +79,15 @@ function isToken(s: string): boolean {
   return true;
 }
 
+/** The text of `s` from `from`, without leading and trailing SP / HTAB (the only OWS). */
+function trimOws(s: string, from: number): string {
+  let a = from;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return s.slice(a, b);
+}
+
 function latin1(bytes: Uint8Array, start: number, end: number): string {
   let s = "";
   for (let i = start; i < end; i += 4096) {
@@ -128,13 +137,16 @@ export function parseRequestHead(
   }
   const firstLf = buf.indexOf(LF, start);
   if (firstLf < 0) {
-    if (buf.length - start > limits.maxRequestLine) {
+    // The line's CR (if it has arrived) is not part of the request line.
+    const lineBytes = buf.length - start - (buf[buf.length - 1] === CR ? 1 : 0);
+    if (lineBytes > limits.maxRequestLine) {
       throw new HttpError(414, "URI Too Long");
     }
     if (buf.length - start > limits.maxHeadBytes) throw new HttpError(431, "Header Too Large");
     return undefined;
   }
-  if (firstLf - start > limits.maxRequestLine) throw new HttpError(414, "URI Too Long");
+  const lineBytes = firstLf - start - (buf[firstLf - 1] === CR ? 1 : 0);
+  if (lineBytes > limits.maxRequestLine) throw new HttpError(414, "URI Too Long");
   const end = findHeadEnd(buf, firstLf);
   if (end < 0) {
     if (buf.length - start > limits.maxHeadBytes) {
@@ -168,7 +180,7 @@ export function parseRequestHead(
     if (colon <= 0) throw new HttpError(400, "Bad Request: malformed header");
     const name = line.slice(0, colon);
     if (!isToken(name)) throw new HttpError(400, "Bad Request: invalid header name");
-    const value = line.slice(colon + 1).trim();
+    const value = trimOws(line, colon + 1);
     for (let j = 0; j < value.length; j++) {
       const c = value.charCodeAt(j);
       if ((c < 32 && c !== 9) || c === 127) {

@@ -20,6 +20,7 @@ export const STATUS_TEXT: Readonly<Record<number, string>> = {
   404: "Not Found",
   405: "Method Not Allowed",
   408: "Request Timeout",
+  409: "Conflict",
   411: "Length Required",
   413: "Content Too Large",
   414: "URI Too Long",
@@ -67,8 +68,28 @@ export function headerPairs(
   return pairs;
 }
 
-function statusLine(status: number): string {
-  const text = STATUS_TEXT[status] ?? "Unknown";
+const REASON_PHRASE_RE = /^[\t\x20-\x7e]*$/;
+
+/**
+ * Checks a status line's reason phrase (RFC 9112: tab, space and visible ASCII).
+ *
+ * @param text The reason phrase, e.g. `Server Busy`.
+ * @returns The text.
+ * @throws {InvalidHeaderError} When it has CR, LF, NUL or other control or non-ASCII characters.
+ */
+export function checkReasonPhrase(text: string): string {
+  if (typeof text !== "string" || !REASON_PHRASE_RE.test(text)) {
+    throw new InvalidHeaderError(
+      `reason phrase must be tab, space or visible ASCII: received ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
+}
+
+function statusLine(status: number, statusText?: string): string {
+  const text = statusText === undefined
+    ? STATUS_TEXT[status] ?? "Unknown"
+    : checkReasonPhrase(statusText);
   return `HTTP/1.1 ${status} ${text}\r\n`;
 }
 
@@ -78,6 +99,8 @@ export interface ResponseOptions {
   close?: boolean;
   /** A response to HEAD: `Content-Length` of the body, but no body bytes. */
   headOnly?: boolean;
+  /** Reason phrase of the status line. @default {STATUS_TEXT[status]} */
+  statusText?: string;
 }
 
 /**
@@ -88,6 +111,7 @@ export interface ResponseOptions {
  * @param body Body bytes or text.
  * @param options Connection close and HEAD handling.
  * @returns The bytes to write.
+ * @throws {InvalidHeaderError} When `options.statusText` is not a valid reason phrase.
  *
  * @example
  * ```ts
@@ -102,7 +126,7 @@ export function encodeResponse(
   options: ResponseOptions = {},
 ): Uint8Array {
   const bodyBytes = typeof body === "string" ? encoder.encode(body) : body;
-  let head = statusLine(status);
+  let head = statusLine(status, options.statusText);
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   if (status !== 204 && status !== 304) head += `Content-Length: ${bodyBytes.length}\r\n`;
   head += options.close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n";

@@ -9,14 +9,32 @@
 import type { EventFields } from "../queue/encode_event.ts";
 import { encodeComment, encodeRetry } from "../queue/encode_event.ts";
 import { fanOut } from "../queue/fan_out.ts";
+import {
+  encodeGapEvent,
+  type HistoryReplay,
+  type HistoryStore,
+  isPromiseLike,
+  MemoryHistory,
+  type StoredEvent,
+} from "../queue/history.ts";
 import { MessageQueue, type MessageQueueStats } from "../queue/message_queue.ts";
 import type { CloseReason, Session, SlowConsumerPolicy } from "../sessions/session.ts";
 import { SessionTable, type SessionTableStats } from "../sessions/session_table.ts";
 import { composeMiddleware } from "./compose_middleware.ts";
-import { EventSource, type EventSourceOptions, type SourceHost } from "./event_source.ts";
+import {
+  EventSource,
+  type EventSourceOptions,
+  PublishRejectedError,
+  type SourceHost,
+} from "./event_source.ts";
 import { HttpError } from "./http_error.ts";
 import { DEFAULT_REQUEST_LIMITS, parseRequestHead, type RequestHead } from "./request_parser.ts";
-import { encodeResponse, encodeStreamHead, headerPairs } from "./response_head.ts";
+import {
+  checkReasonPhrase,
+  encodeResponse,
+  encodeStreamHead,
+  headerPairs,
+} from "./response_head.ts";
 import { Router } from "./router.ts";
 import type { HttpRequest, HttpResponse, Middleware, PeerAddr, RouteHandler } from "./types.ts";
 
@@ -51,8 +69,41 @@ export interface ServerOptions {
   retry?: number;
   /** Most bytes queued for one stream before the slow-consumer policy applies. @default {1048576} */
   maxPendingBytes?: number;
-  /** Over budget: `"disconnect"` the stream or `"drop"` events. @default {"disconnect"} */
+  /**
+   * Over budget: `"disconnect"` the stream (close reason `"slow-consumer"`;
+   * the client reconnects and replays from history) or `"drop"` events (the
+   * stream stays; once it has caught up it gets a `sluice.gap` event).
+   * @default {"disconnect"}
+   */
   slowConsumer?: SlowConsumerPolicy;
+  /**
+   * Milliseconds a socket write may stay in flight (the client not reading)
+   * before the session is closed as `"slow-consumer"`; `0`: no deadline.
+   * @default {0}
+   */
+  writeTimeout?: number;
+  /**
+   * Events kept per channel in memory for `Last-Event-ID` replay; `0` turns
+   * history (and server-assigned ids) off. Ignored when `historyStore` is given.
+   * @default {1000}
+   */
+  history?: number;
+  /** Bytes of events kept per channel in memory (see `history`). @default {1048576} */
+  historyBytes?: number;
+  /**
+   * The history store: e.g. a `SqliteHistory` so that history survives
+   * restarts, or any {@linkcode HistoryStore}. The server closes it when it stops.
+   * @default {new MemoryHistory({ maxEvents: history, maxBytes: historyBytes })}
+   */
+  historyStore?: HistoryStore;
+  /**
+   * When the session table is full: `"503"` answers `503` (a browser's
+   * `EventSource` then stops for good); `"retry"` answers `200
+   * text/event-stream` with a jittered `retry:` (around `retryAfter` seconds)
+   * and closes, so browsers keep retrying.
+   * @default {"503"}
+   */
+  busy?: BusyPolicy;
   /** Longest request line in bytes (414). @default {8192} */
   maxRequestLine?: number;
   /** Largest request head in bytes (431). @default {16384} */
@@ -63,10 +114,26 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Milliseconds to receive a whole request head (and body) before 408. @default {10000} */
   headerTimeout?: number;
+  /**
+   * Most connections at once still receiving a request head (or body): the
+   * slowloris cap. A connection counts once a read leaves its request
+   * incomplete, or once it has sent nothing for `min(1 s, headerTimeout / 4)`;
+   * one that sends its whole request at once never counts. Past the cap, the
+   * connection counted longest is answered `503` and closed, counted in
+   * `stats.connectionsClosed["pending-heads-full"]`.
+   * @default {512}
+   */
+  maxPendingHeads?: number;
   /** Milliseconds an idle keep-alive connection (no stream) stays open. @default {30000} */
   idleTimeout?: number;
   /** Seconds a client should wait after a 503 (`Retry-After`). @default {5} */
   retryAfter?: number;
+  /**
+   * Reason phrase of the `503` sent when the session table or `maxConnections`
+   * is full, e.g. ESP-IDF's `"Server Busy"`.
+   * @default {"Service Unavailable"}
+   */
+  busyStatusText?: string;
   /** Milliseconds `shutdown()` waits for queued events to flush. @default {5000} */
   shutdownTimeout?: number;
   /** Receives log records. */
@@ -74,6 +141,9 @@ export interface ServerOptions {
   /** Called once listening. */
   onListen?: (addr: Deno.NetAddr) => void;
 }
+
+/** How a full session table answers a new stream: `503`, or `200` with a `retry:`. */
+export type BusyPolicy = "503" | "retry";
 
 /** Defaults of {@linkcode ServerOptions}, like `HTTPD_DEFAULT_CONFIG`. */
 export const DEFAULT_SERVER_OPTIONS = {
@@ -84,13 +154,19 @@ export const DEFAULT_SERVER_OPTIONS = {
   keepAlive: 15,
   maxPendingBytes: 1024 * 1024,
   slowConsumer: "disconnect" as SlowConsumerPolicy,
+  writeTimeout: 0,
+  history: 1000,
+  historyBytes: 1024 * 1024,
+  busy: "503" as BusyPolicy,
   maxRequestLine: DEFAULT_REQUEST_LIMITS.maxRequestLine,
   maxHeadBytes: DEFAULT_REQUEST_LIMITS.maxHeadBytes,
   maxHeaders: DEFAULT_REQUEST_LIMITS.maxHeaders,
   maxBodyBytes: DEFAULT_REQUEST_LIMITS.maxBodyBytes,
   headerTimeout: 10_000,
+  maxPendingHeads: 512,
   idleTimeout: 30_000,
   retryAfter: 5,
+  busyStatusText: "Service Unavailable",
   shutdownTimeout: 5_000,
 } as const;
 
@@ -102,6 +178,17 @@ export interface ServerStats {
   readonly accepted: number;
   /** Sockets refused at once because `maxConnections` was reached. */
   readonly connectionsRefused: number;
+  /**
+   * Sockets counted against `maxPendingHeads` now: receiving a request head
+   * or body that a read left incomplete, or silent past a short grace period.
+   */
+  readonly pendingHeads: number;
+  /**
+   * Sockets ended, by reason; once no socket is open, the counts add up to
+   * `accepted`. A socket that carried an event stream counts as `"stream"`;
+   * its session's own reason is in `sessions.closed`.
+   */
+  readonly connectionsClosed: Readonly<Record<ConnectionCloseReason, number>>;
   /** The session table's counters (open, capacity, rejected, closed by reason). */
   readonly sessions: SessionTableStats;
   /** The queue's counters and depth. */
@@ -112,6 +199,16 @@ export interface ServerStats {
   readonly eventsDelivered: number;
   /** Event copies refused by sessions (closed or over budget). */
   readonly eventsDropped: number;
+  /** Streams opened with a `Last-Event-ID` (or `?lastEventId=`). */
+  readonly replays: number;
+  /** Events written from history to reconnecting streams. */
+  readonly eventsReplayed: number;
+  /** `sluice.gap` events sent: unknown or expired ids, and holes under the `drop` policy. */
+  readonly gapsSent: number;
+  /** Sessions closed because a write stayed in flight longer than `writeTimeout`. */
+  readonly writeTimeouts: number;
+  /** Streams answered with a `retry:` and closed under `busy: "retry"`. */
+  readonly softRejected: number;
   /** Bytes written to event streams, open and closed. */
   readonly bytesWritten: number;
   /** Requests answered with an error status, by status. */
@@ -122,11 +219,76 @@ export interface ServerStats {
   readonly uptimeMs: number;
 }
 
+/**
+ * Why a socket ended: `"response-sent"` (answered, then closed as the request
+ * asked or as HTTP/1.0 implies), `"client-closed"` (the peer closed or reset it
+ * before or between requests), `"bad-request"` (a malformed or over-limit
+ * request was answered 4xx/5xx), `"header-timeout"` (no whole request within
+ * `headerTimeout`: 408), `"idle-timeout"` (an idle keep-alive socket),
+ * `"pending-heads-full"` (made room for a newer socket under `maxPendingHeads`:
+ * 503), `"too-many-connections"` (refused under `maxConnections`: 503),
+ * `"write-error"` (a response could not be written), `"stream"` (it carried an
+ * event stream), `"shutdown"` (the server stopped), `"error"` (an unexpected
+ * failure, logged at level `error`).
+ */
+export type ConnectionCloseReason =
+  | "response-sent"
+  | "client-closed"
+  | "bad-request"
+  | "header-timeout"
+  | "idle-timeout"
+  | "pending-heads-full"
+  | "too-many-connections"
+  | "write-error"
+  | "stream"
+  | "shutdown"
+  | "error";
+
+/** A socket while it receives a request: when it started, and how to evict it. */
+interface PendingHead {
+  /** When it started receiving (ms since the epoch). */
+  since: number;
+  /** Set when the socket was chosen to make room under `maxPendingHeads`. */
+  evicted: boolean;
+  /** Wakes the read the socket's handler is waiting on. */
+  wake: (() => void) | undefined;
+}
+
 interface QueuedEvent {
   source: EventSource;
   channel: string;
   bytes: Uint8Array;
   fields: EventFields;
+  /** The event id (given or assigned by the history store), if any. */
+  id?: string;
+}
+
+/** A stream waiting for an asynchronous store's replay; live events are held meanwhile. */
+interface PendingReplay {
+  readonly source: EventSource;
+  readonly channels: ReadonlySet<string>;
+  readonly held: QueuedEvent[];
+}
+
+/**
+ * The name of a channel's history in the store: `<source path>#<channel>`, so
+ * that two sources (e.g. `/events/:channel` and `/events`) that both have a
+ * channel `a` keep separate histories.
+ */
+function historyKey(source: EventSource, channel: string): string {
+  return `${source.path}#${channel}`;
+}
+
+/** `base` spread uniformly over [base/2, 3·base/2), so clients do not come back at once. */
+function jitter(base: number): number {
+  return Math.round(base * (0.5 + Math.random()));
+}
+
+function busyPolicy(value: string): BusyPolicy {
+  if (value !== "503" && value !== "retry") {
+    throw new RangeError(`busy must be "503" or "retry": received ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 type RouteValue =
@@ -134,6 +296,16 @@ type RouteValue =
   | { kind: "stream"; source: EventSource };
 
 const KEEP_ALIVE = encodeComment("keep-alive");
+
+function reasonPhrase(name: string, value: string): string {
+  try {
+    return checkReasonPhrase(value);
+  } catch {
+    throw new TypeError(
+      `${name} must be tab, space or visible ASCII: received ${JSON.stringify(value)}`,
+    );
+  }
+}
 
 function positiveInt(name: string, value: number, min = 1): number {
   if (!Number.isSafeInteger(value) || value < min) {
@@ -155,7 +327,22 @@ export class SluiceServer implements AsyncDisposable {
   readonly sessions: SessionTable;
 
   readonly #listener: Deno.Listener;
-  readonly #opts: Required<Omit<ServerOptions, "cert" | "key" | "retry" | "logger" | "onListen">>;
+  readonly #opts: Required<
+    Omit<ServerOptions, "cert" | "key" | "retry" | "logger" | "onListen" | "historyStore">
+  >;
+  readonly #history: HistoryStore | undefined;
+  /** Events whose (asynchronous) history append is pending; each holds a queue slot. */
+  #appending = 0;
+  /** Settles after the last pending append: keeps queue order equal to publish order. */
+  #appendTail: Promise<unknown> = Promise.resolve();
+  readonly #replaying = new Map<number, PendingReplay>();
+  #writeTimer: ReturnType<typeof setInterval> | undefined;
+  #publishRefused = 0;
+  #replays = 0;
+  #eventsReplayed = 0;
+  #gapsSent = 0;
+  #writeTimeouts = 0;
+  #softRejected = 0;
   readonly #retry: number | undefined;
   readonly #log: Logger;
   readonly #router = new Router<RouteValue>();
@@ -164,6 +351,7 @@ export class SluiceServer implements AsyncDisposable {
   readonly #sourceOf = new Map<number, EventSource>();
   readonly #middleware: Middleware[] = [];
   #guard: Middleware | undefined;
+  #notFound: RouteHandler = notFound;
   readonly #secure: boolean;
   readonly #startedAt = Date.now();
   #drainScheduled = false;
@@ -178,6 +366,23 @@ export class SluiceServer implements AsyncDisposable {
   #requests = 0;
   #bytesOfClosed = 0;
   readonly #httpErrors: Record<number, number> = {};
+  /** Sockets receiving a request, not yet counted against `maxPendingHeads`; oldest first. */
+  readonly #pendingFresh = new Map<Deno.Conn, PendingHead>();
+  /** Sockets counted against `maxPendingHeads` (trickling or silent), oldest first. */
+  readonly #pendingSlow = new Map<Deno.Conn, PendingHead>();
+  readonly #connectionsClosed: Record<ConnectionCloseReason, number> = {
+    "response-sent": 0,
+    "client-closed": 0,
+    "bad-request": 0,
+    "header-timeout": 0,
+    "idle-timeout": 0,
+    "pending-heads-full": 0,
+    "too-many-connections": 0,
+    "write-error": 0,
+    "stream": 0,
+    "shutdown": 0,
+    "error": 0,
+  };
   readonly #acceptLoop: Promise<void>;
   readonly #handlers = new Set<Promise<void>>();
 
@@ -204,13 +409,22 @@ export class SluiceServer implements AsyncDisposable {
         options.maxPendingBytes ?? d.maxPendingBytes,
       ),
       slowConsumer: options.slowConsumer ?? d.slowConsumer,
+      writeTimeout: positiveInt("writeTimeout", options.writeTimeout ?? d.writeTimeout, 0),
+      history: positiveInt("history", options.history ?? d.history, 0),
+      historyBytes: positiveInt("historyBytes", options.historyBytes ?? d.historyBytes),
+      busy: busyPolicy(options.busy ?? d.busy),
       maxRequestLine: positiveInt("maxRequestLine", options.maxRequestLine ?? d.maxRequestLine),
       maxHeadBytes: positiveInt("maxHeadBytes", options.maxHeadBytes ?? d.maxHeadBytes),
       maxHeaders: positiveInt("maxHeaders", options.maxHeaders ?? d.maxHeaders),
       maxBodyBytes: positiveInt("maxBodyBytes", options.maxBodyBytes ?? d.maxBodyBytes, 0),
       headerTimeout: positiveInt("headerTimeout", options.headerTimeout ?? d.headerTimeout),
+      maxPendingHeads: positiveInt(
+        "maxPendingHeads",
+        options.maxPendingHeads ?? d.maxPendingHeads,
+      ),
       idleTimeout: positiveInt("idleTimeout", options.idleTimeout ?? d.idleTimeout),
       retryAfter: positiveInt("retryAfter", options.retryAfter ?? d.retryAfter, 0),
+      busyStatusText: reasonPhrase("busyStatusText", options.busyStatusText ?? d.busyStatusText),
       shutdownTimeout: positiveInt(
         "shutdownTimeout",
         options.shutdownTimeout ?? d.shutdownTimeout,
@@ -227,12 +441,24 @@ export class SluiceServer implements AsyncDisposable {
     if ((options.cert === undefined) !== (options.key === undefined)) {
       throw new TypeError("cert and key must be given together");
     }
-    this.#log = options.logger ?? (() => {});
+    const logger = options.logger;
+    this.#log = logger === undefined ? () => {} : (level, message, fields) => {
+      try {
+        logger(level, message, fields);
+      } catch {
+        // A failing logger must not take a connection (or the accept loop) down.
+      }
+    };
     this.sessions = new SessionTable(maxClients, {
       maxPendingBytes: this.#opts.maxPendingBytes,
       slowConsumer: this.#opts.slowConsumer,
-      onClose: (s, reason) => this.#sessionClosed(s, reason),
+      gapNotice: (s, lastEventId) => this.#gapNotice(s, lastEventId),
+      onClose: (s, reason, error) => this.#sessionClosed(s, reason, error),
     });
+    this.#history = options.historyStore ??
+      (this.#opts.history > 0
+        ? new MemoryHistory({ maxEvents: this.#opts.history, maxBytes: this.#opts.historyBytes })
+        : undefined);
     this.#queue = new MessageQueue<QueuedEvent>(this.#opts.queueSize, this.#scheduleDrain);
     this.#secure = options.cert !== undefined;
     this.#listener = this.#secure
@@ -248,6 +474,10 @@ export class SluiceServer implements AsyncDisposable {
     if (this.#opts.keepAlive > 0) {
       this.#keepAliveTimer = setInterval(() => this.#keepAliveTick(), this.#opts.keepAlive * 1000);
     }
+    if (this.#opts.writeTimeout > 0) {
+      const every = Math.min(1000, Math.max(10, Math.floor(this.#opts.writeTimeout / 2)));
+      this.#writeTimer = setInterval(() => this.#writeDeadlineTick(), every);
+    }
     this.#acceptLoop = this.#accept();
     options.onListen?.(this.addr);
   }
@@ -261,13 +491,21 @@ export class SluiceServer implements AsyncDisposable {
       sessions: this.sessions.stats,
       queue: {
         ...this.#queue.stats,
+        rejected: this.#queue.stats.rejected + this.#publishRefused,
         depth: this.#queue.length,
         capacity: this.#queue.capacity,
       },
       eventsPublished: this.#eventsPublished,
       eventsDelivered: this.#eventsDelivered,
       eventsDropped: this.#eventsDropped,
+      replays: this.#replays,
+      eventsReplayed: this.#eventsReplayed,
+      gapsSent: this.#gapsSent,
+      writeTimeouts: this.#writeTimeouts,
+      softRejected: this.#softRejected,
       bytesWritten: this.#bytesOfClosed + this.#bytesOfOpen(),
+      pendingHeads: this.#pendingSlow.size,
+      connectionsClosed: { ...this.#connectionsClosed },
       httpErrors: { ...this.#httpErrors },
       requests: this.#requests,
       uptimeMs: Date.now() - this.#startedAt,
@@ -312,6 +550,19 @@ export class SluiceServer implements AsyncDisposable {
   }
 
   /**
+   * Sets the handler for requests that match no route, like
+   * ESP8266WebServer's `onNotFound`. The default answers `404` with a
+   * `text/plain` page listing the URI, method and arguments.
+   *
+   * @param handler Turns the unmatched request into a response.
+   * @returns This server.
+   */
+  onNotFound(handler: RouteHandler): this {
+    this.#notFound = handler;
+    return this;
+  }
+
+  /**
    * Registers an event source at a path.
    *
    * @param path Path pattern; a `:channel` segment gives one channel per name.
@@ -327,9 +578,10 @@ export class SluiceServer implements AsyncDisposable {
   }
 
   /**
-   * Stops gracefully: stop accepting, flush queued events (bounded by
-   * `shutdownTimeout`), end every session (free callbacks run), close the
-   * remaining sockets. Idempotent.
+   * Stops gracefully: stop accepting, flush queued events and end each stream
+   * with a jittered `retry:` (so clients do not all come back at once; bounded
+   * by `shutdownTimeout`), end every session (free callbacks run), close the
+   * remaining sockets and the history store. Idempotent.
    *
    * @returns Resolves when everything is closed.
    */
@@ -337,7 +589,9 @@ export class SluiceServer implements AsyncDisposable {
     if (this.#state !== "running") return this.finished;
     this.#state = "stopping";
     this.#stopAccepting();
+    await this.#appendTail;
     this.#drain();
+    this.#sendShutdownRetry();
     const flushed = Promise.all([...this.sessions].map((s) => s.idle()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -367,12 +621,22 @@ export class SluiceServer implements AsyncDisposable {
 
   #host: SourceHost = {
     enqueue: (source, channel, bytes, fields) => {
-      if (this.#state !== "running") return false;
-      return this.#queue.push({ source, channel, bytes, fields });
+      const done = this.#publish({ source, channel, bytes, fields });
+      if (typeof done === "boolean") return done;
+      done.catch((err) =>
+        this.#log("error", "history append failed", { channel, error: String(err) })
+      );
+      return true;
     },
-    enqueueWait: (source, channel, bytes, fields, timeoutMs) => {
-      if (this.#state !== "running") return Promise.resolve(false);
-      return this.#queue.pushWait({ source, channel, bytes, fields }, timeoutMs);
+    enqueueWait: async (source, channel, bytes, fields, timeoutMs) => {
+      return await this.#publishWait({ source, channel, bytes, fields }, timeoutMs);
+    },
+    publish: async (source, channel, bytes, fields, timeoutMs) => {
+      const ev: QueuedEvent = { source, channel, bytes, fields };
+      if (!(await this.#publishWait(ev, timeoutMs))) {
+        throw new PublishRejectedError(this.#state === "running" ? "queue-full" : "closed");
+      }
+      return ev.id;
     },
     detach: (source) => {
       this.#router.remove("GET", source.path);
@@ -385,13 +649,76 @@ export class SluiceServer implements AsyncDisposable {
     queueMicrotask(() => this.#drain());
   };
 
+  /**
+   * Records an event in history (assigning its id) and queues it, keeping
+   * queue order equal to publish order. Synchronous stores: done before this
+   * returns (a duplicate id throws here). Asynchronous stores: the event holds
+   * a queue slot until its append resolves.
+   */
+  #publish(ev: QueuedEvent): boolean | Promise<boolean> {
+    if (this.#state !== "running") return false;
+    const store = this.#history;
+    if (store === undefined) {
+      ev.id = ev.fields.id;
+      return this.#queue.push(ev);
+    }
+    if (this.#queue.length + this.#appending >= this.#queue.capacity) {
+      this.#publishRefused++;
+      return false;
+    }
+    const stored = store.append(historyKey(ev.source, ev.channel), {
+      id: ev.fields.id,
+      bytes: ev.bytes,
+    });
+    if (!isPromiseLike(stored) && this.#appending === 0) {
+      ev.id = stored.id;
+      ev.bytes = stored.bytes;
+      return this.#queue.push(ev);
+    }
+    this.#appending++;
+    const pending = Promise.resolve(stored);
+    pending.catch(() => {}); // Handled below, in publish order.
+    const done = this.#appendTail.then(() => pending).then((s: StoredEvent) => {
+      ev.id = s.id;
+      ev.bytes = s.bytes;
+      this.#appending--;
+      return this.#queue.push(ev);
+    }, (err) => {
+      this.#appending--;
+      throw err;
+    });
+    this.#appendTail = done.catch(() => {});
+    return done;
+  }
+
+  /** {@linkcode #publish}, waiting up to `timeoutMs` for room in the queue. */
+  async #publishWait(ev: QueuedEvent, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.#state !== "running") return false;
+      if (this.#queue.length + this.#appending < this.#queue.capacity) {
+        return await this.#publish(ev);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || !(await this.#queue.waitForRoom(left))) {
+        this.#publishRefused++;
+        return false;
+      }
+    }
+  }
+
   #drain(): void {
     this.#drainScheduled = false;
     for (let ev = this.#queue.shift(); ev !== undefined; ev = this.#queue.shift()) {
       this.#eventsPublished++;
+      if (this.#replaying.size > 0) {
+        for (const r of this.#replaying.values()) {
+          if (r.source === ev.source && r.channels.has(ev.channel)) r.held.push(ev);
+        }
+      }
       const sessions = ev.source.sessionsOf(ev.channel);
       if (sessions === undefined) continue;
-      const accepted = fanOut(ev.bytes, sessions.values());
+      const accepted = fanOut(ev.bytes, sessions.values(), ev.id);
       this.#eventsDelivered += accepted;
       this.#eventsDropped += sessions.size - accepted;
     }
@@ -399,12 +726,13 @@ export class SluiceServer implements AsyncDisposable {
 
   #keepAliveTick(): void {
     for (const s of this.sessions) {
-      if (s.pendingBytes === 0) s.write(KEEP_ALIVE);
+      if (s.pendingBytes === 0 && !this.#replaying.has(s.id)) s.write(KEEP_ALIVE);
     }
   }
 
   #stopAccepting(): void {
     clearInterval(this.#keepAliveTimer);
+    clearInterval(this.#writeTimer);
     try {
       this.#listener.close();
     } catch {
@@ -427,6 +755,12 @@ export class SluiceServer implements AsyncDisposable {
   async #settle(): Promise<void> {
     await this.#acceptLoop;
     await Promise.allSettled([...this.#handlers]);
+    await this.#appendTail;
+    try {
+      await this.#history?.close();
+    } catch (err) {
+      this.#log("error", "history store failed to close", { error: String(err) });
+    }
     this.#state = "closed";
     this.#resolveFinished();
   }
@@ -445,12 +779,16 @@ export class SluiceServer implements AsyncDisposable {
       this.#accepted++;
       if (this.#conns.size >= this.#opts.maxConnections) {
         this.#connectionsRefused++;
+        this.#connectionsClosed["too-many-connections"]++;
+        this.#countError(503);
         this.#log("warn", "connection refused: too many connections", {
           peer: peerString(conn.remoteAddr as Deno.NetAddr),
           limit: this.#opts.maxConnections,
+          reason: "too-many-connections",
         });
         const busy = encodeResponse(503, [["Retry-After", String(this.#opts.retryAfter)]], "", {
           close: true,
+          statusText: this.#opts.busyStatusText,
         });
         conn.write(busy).catch(() => {}).finally(() => closeQuietly(conn));
         continue;
@@ -475,99 +813,219 @@ export class SluiceServer implements AsyncDisposable {
     this.#httpErrors[status] = (this.#httpErrors[status] ?? 0) + 1;
   }
 
-  /** Serves the requests of one connection until it closes or becomes a stream. */
+  /**
+   * Serves one connection until it closes or its stream ends; never rejects.
+   * Every socket ends with one {@linkcode ConnectionCloseReason}, counted in
+   * `stats.connectionsClosed` and logged.
+   */
   async #serveConn(conn: Deno.Conn): Promise<void> {
     const peer = conn.remoteAddr as Deno.NetAddr;
+    const pending: PendingHead = { since: 0, evicted: false, wake: undefined };
+    let reason: ConnectionCloseReason;
+    let error: string | undefined;
+    try {
+      reason = await this.#serveRequests(conn, peer, pending);
+      if (LINGER_AFTER.has(reason) && this.#state === "running") await lingerClose(conn);
+    } catch (err) {
+      error = String(err);
+      // Reads report a vanished peer as EOF, so a disconnect error here came from a write.
+      reason = isDisconnect(err) ? "write-error" : "error";
+    } finally {
+      this.#leavePending(conn);
+      closeQuietly(conn);
+    }
+    if (this.#state !== "running" && (reason === "client-closed" || reason === "idle-timeout")) {
+      reason = "shutdown";
+    }
+    this.#connectionsClosed[reason]++;
+    if (reason === "error") {
+      this.#log("error", "connection failed", { peer: peerString(peer), reason, error });
+    } else {
+      this.#log("debug", "connection closed", { peer: peerString(peer), reason, error });
+    }
+  }
+
+  /** Reads and answers requests on one socket; returns why the socket ends. */
+  async #serveRequests(
+    conn: Deno.Conn,
+    peer: Deno.NetAddr,
+    pending: PendingHead,
+  ): Promise<ConnectionCloseReason> {
     const remoteAddr: PeerAddr = { hostname: peer.hostname, port: peer.port };
+    const local = conn.localAddr as Deno.NetAddr;
+    const localAddr: PeerAddr = { hostname: local.hostname, port: local.port };
     let buf: Uint8Array = new Uint8Array(0);
     const chunk = new Uint8Array(16 * 1024);
     let firstRequest = true;
-    try {
+    for (;;) {
+      // Read until a head is complete: within the header timeout once the
+      // request has begun (the first one begins at accept), else the idle timeout.
+      let head: RequestHead | undefined;
+      let receiving = firstRequest || buf.length > 0;
+      let deadline = Date.now() +
+        (receiving ? this.#opts.headerTimeout : this.#opts.idleTimeout);
+      if (receiving) this.#enterPending(conn, pending);
       for (;;) {
-        // Read until a head is complete, within the header timeout.
-        let head: RequestHead | undefined;
-        const deadline = Date.now() +
-          (firstRequest || buf.length > 0 ? this.#opts.headerTimeout : this.#opts.idleTimeout);
-        for (;;) {
-          try {
-            head = parseRequestHead(buf, this.#opts);
-          } catch (err) {
-            if (err instanceof HttpError) {
-              await this.#sendError(conn, err, peer);
-              return;
-            }
-            throw err;
+        try {
+          head = parseRequestHead(buf, this.#opts);
+        } catch (err) {
+          if (err instanceof HttpError) {
+            await this.#sendError(conn, err, peer);
+            return "bad-request";
           }
-          if (head !== undefined) break;
-          const n = await this.#readWithDeadline(conn, chunk, deadline);
-          if (n === "timeout") {
-            if (buf.length > 0 || firstRequest) {
-              await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
-            }
-            return;
-          }
-          if (n === null) return;
-          buf = concat(buf, chunk.subarray(0, n));
+          throw err;
         }
-        firstRequest = false;
-        // Read the body.
-        const total = head.headBytes + head.contentLength;
-        while (buf.length < total) {
-          const n = await this.#readWithDeadline(conn, chunk, deadline);
-          if (n === "timeout") {
-            await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
-            return;
-          }
-          if (n === null) return;
-          buf = concat(buf, chunk.subarray(0, n));
+        if (head !== undefined) break;
+        if (buf.length > 0) this.#markSlow(conn);
+        const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
+        if (n === "evicted") return await this.#sendEvicted(conn, peer);
+        if (n === "timeout") {
+          if (!receiving) return "idle-timeout";
+          await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
+          return "header-timeout";
         }
-        const req: HttpRequest = {
-          method: head.method,
-          target: head.target,
-          path: head.path,
-          query: head.query,
-          version: head.version,
-          headers: head.headers,
-          body: buf.slice(head.headBytes, total),
-          params: {},
-          remoteAddr,
-          secure: this.#secure,
-        };
-        buf = buf.slice(total);
-        this.#requests++;
-        const outcome = await this.#dispatch(conn, req, head);
-        if (typeof outcome === "object") {
-          await this.#watchStream(conn, outcome, buf);
-          return;
+        if (n === null) return "client-closed";
+        if (!receiving) {
+          // The next request on a keep-alive socket has begun: the header timeout applies.
+          receiving = true;
+          deadline = Date.now() + this.#opts.headerTimeout;
+          this.#enterPending(conn, pending);
         }
-        if (outcome === "close" || this.#state !== "running") return;
+        buf = concat(buf, chunk.subarray(0, n));
       }
-    } catch (err) {
-      if (!isDisconnect(err)) {
-        this.#log("error", "connection failed", { peer: peerString(peer), error: String(err) });
+      firstRequest = false;
+      // Read the body.
+      const total = head.headBytes + head.contentLength;
+      while (buf.length < total) {
+        this.#markSlow(conn);
+        const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
+        if (n === "evicted") return await this.#sendEvicted(conn, peer);
+        if (n === "timeout") {
+          await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
+          return "header-timeout";
+        }
+        if (n === null) return "client-closed";
+        buf = concat(buf, chunk.subarray(0, n));
       }
-    } finally {
-      closeQuietly(conn);
+      this.#leavePending(conn);
+      const req: HttpRequest = {
+        method: head.method,
+        target: head.target,
+        path: head.path,
+        query: head.query,
+        version: head.version,
+        headers: head.headers,
+        body: buf.slice(head.headBytes, total),
+        params: {},
+        remoteAddr,
+        localAddr,
+        secure: this.#secure,
+      };
+      buf = buf.slice(total);
+      this.#requests++;
+      const outcome = await this.#dispatch(conn, req, head);
+      if (typeof outcome === "object") {
+        await this.#watchStream(conn, outcome, buf);
+        return "stream";
+      }
+      if (outcome === "close") return "response-sent";
+      if (this.#state !== "running") return "shutdown";
     }
+  }
+
+  /**
+   * Notes that a socket has begun receiving a request. It is not counted
+   * against `maxPendingHeads` yet: a client that sends its request in one
+   * piece leaves on its first read and never is. It counts once a read
+   * leaves its request incomplete ({@linkcode #markSlow}) or once it has
+   * been silent for a grace period.
+   */
+  #enterPending(conn: Deno.Conn, pending: PendingHead): void {
+    if (this.#pendingFresh.has(conn) || this.#pendingSlow.has(conn)) return;
+    const now = Date.now();
+    pending.since = now;
+    pending.evicted = false;
+    this.#pendingFresh.set(conn, pending);
+    this.#ageFresh(now);
+  }
+
+  /** A read left the socket's request incomplete: it now counts against the cap. */
+  #markSlow(conn: Deno.Conn): void {
+    const p = this.#pendingFresh.get(conn);
+    if (p === undefined) return;
+    this.#pendingFresh.delete(conn);
+    this.#countPending(conn, p);
+    this.#ageFresh(Date.now());
+  }
+
+  /** Counts the sockets silent past the grace period against the cap (oldest first). */
+  #ageFresh(now: number): void {
+    const grace = Math.min(1_000, this.#opts.headerTimeout / 4);
+    for (const [conn, p] of this.#pendingFresh) {
+      if (now - p.since < grace) break;
+      this.#pendingFresh.delete(conn);
+      this.#countPending(conn, p);
+    }
+  }
+
+  /**
+   * Adds a socket to the capped set; at `maxPendingHeads` the one counted
+   * longest is evicted first: its read wakes and it is answered 503.
+   */
+  #countPending(conn: Deno.Conn, p: PendingHead): void {
+    if (this.#pendingSlow.size >= this.#opts.maxPendingHeads) {
+      const victim = this.#pendingSlow.entries().next().value;
+      if (victim !== undefined) {
+        this.#pendingSlow.delete(victim[0]);
+        victim[1].evicted = true;
+        victim[1].wake?.();
+      }
+    }
+    this.#pendingSlow.set(conn, p);
+  }
+
+  #leavePending(conn: Deno.Conn): void {
+    this.#pendingFresh.delete(conn);
+    this.#pendingSlow.delete(conn);
+  }
+
+  /** Answers 503 to a socket evicted under `maxPendingHeads`. */
+  async #sendEvicted(conn: Deno.Conn, peer: Deno.NetAddr): Promise<"pending-heads-full"> {
+    this.#countError(503);
+    this.#log("info", "connection evicted: too many pending request heads", {
+      peer: peerString(peer),
+      limit: this.#opts.maxPendingHeads,
+      reason: "pending-heads-full",
+    });
+    const busy = encodeResponse(503, [["Retry-After", String(this.#opts.retryAfter)]], "", {
+      close: true,
+      statusText: this.#opts.busyStatusText,
+    });
+    await writeAll(conn, busy).catch(() => {});
+    return "pending-heads-full";
   }
 
   async #readWithDeadline(
     conn: Deno.Conn,
     chunk: Uint8Array,
     deadline: number,
-  ): Promise<number | null | "timeout"> {
+    pending: PendingHead,
+  ): Promise<number | null | "timeout" | "evicted"> {
+    if (pending.evicted) return "evicted";
     const ms = deadline - Date.now();
     if (ms <= 0) return "timeout";
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), ms));
+    const evicted = new Promise<"evicted">((r) => pending.wake = () => r("evicted"));
     try {
-      const n = await Promise.race([conn.read(chunk), timeout]);
-      return n;
+      const n = await Promise.race([conn.read(chunk), timeout, evicted]);
+      return pending.evicted ? "evicted" : n;
     } catch (err) {
       if (isDisconnect(err)) return null;
       throw err;
     } finally {
       clearTimeout(timer);
+      pending.wake = undefined;
     }
   }
 
@@ -618,7 +1076,7 @@ export class SluiceServer implements AsyncDisposable {
             };
           }
         } else {
-          res = notFound(req);
+          res = await this.#notFound(req);
         }
       }
     } catch (err) {
@@ -694,6 +1152,20 @@ export class SluiceServer implements AsyncDisposable {
     const release = this.sessions.reserve();
     if (release === undefined || this.#state !== "running") {
       release?.();
+      if (this.#opts.busy === "retry") {
+        // Soft reject: a 200 stream that only says when to come back, so a
+        // browser's EventSource keeps retrying (any non-200 stops it for good).
+        this.#softRejected++;
+        this.#log("warn", "stream soft-rejected: session table full", {
+          peer: peerString(peer),
+          path: req.path,
+          capacity: this.sessions.capacity,
+          reason: "rejected",
+        });
+        const retryMs = jitter(this.#opts.retryAfter * 1000);
+        await writeAll(conn, concat(encodeStreamHead(headerPairs(extra)), encodeRetry(retryMs)));
+        return "close";
+      }
       this.#countError(503);
       this.#log("warn", "stream rejected: session table full", {
         peer: peerString(peer),
@@ -705,11 +1177,12 @@ export class SluiceServer implements AsyncDisposable {
         conn,
         encodeResponse(503, [...extra, ["Retry-After", String(this.#opts.retryAfter)]], "", {
           close: true,
+          statusText: this.#opts.busyStatusText,
         }),
       );
       return "close";
     }
-    const lastEventId = req.headers.get("last-event-id") ?? req.query.get("lastEventId") ??
+    const lastEventId = req.headers.get("last-event-id") || req.query.get("lastEventId") ||
       undefined;
     const session = this.sessions.open(conn, {
       remoteAddr: peerString(peer),
@@ -719,7 +1192,7 @@ export class SluiceServer implements AsyncDisposable {
     this.#sourceOf.set(session.id, source);
     const retry = source.retry ?? this.#retry;
     const headBytes = encodeStreamHead(headerPairs(extra));
-    session.write(retry === undefined ? headBytes : concat(headBytes, encodeRetry(retry)));
+    const head = retry === undefined ? headBytes : concat(headBytes, encodeRetry(retry));
     this.#log("info", "stream opened", {
       session: session.id,
       peer: session.remoteAddr,
@@ -727,8 +1200,159 @@ export class SluiceServer implements AsyncDisposable {
       channels: channels.join(","),
       lastEventId,
     });
-    source.attach(session);
+    this.#startStream(session, source, head, lastEventId);
     return session;
+  }
+
+  /**
+   * Writes the stream head and, for a client that sent `Last-Event-ID`, the
+   * events it missed; then attaches the session to its source.
+   *
+   * With a synchronous store this is one step with no `await`: queued events
+   * are drained first (they are already in history), the replay is read and
+   * written together with the head as one block, and the session joins the
+   * fan-out before any other code runs, so no live event can fall between
+   * the replay and the live stream, nor appear in both. With an asynchronous
+   * store, live events of the session's channels are held until the replay
+   * is written, and those the replay already has are skipped.
+   */
+  #startStream(session: Session, source: EventSource, head: Uint8Array, lastId?: string): void {
+    const store = this.#history;
+    if (store === undefined) {
+      session.write(head);
+      this.#attach(session, source);
+      return;
+    }
+    this.#drain();
+    let answer: HistoryReplay | Promise<HistoryReplay>;
+    try {
+      answer = store.since(session.channels.map((c) => historyKey(source, c)), lastId);
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    if (!isPromiseLike(answer) && this.#appending === 0) {
+      this.#writeReplay(session, head, lastId, answer, []);
+      this.#attach(session, source);
+      return;
+    }
+    const pending: PendingReplay = { source, channels: new Set(session.channels), held: [] };
+    this.#replaying.set(session.id, pending);
+    Promise.resolve(answer).catch((err) => {
+      this.#log("error", "history read failed", { session: session.id, error: String(err) });
+      const unknown: HistoryReplay = {
+        events: [],
+        gap: lastId !== undefined,
+        earliest: null,
+        latest: null,
+      };
+      return unknown;
+    }).then(async (replay) => {
+      // Appends still pending may be in the replay as well: hold their
+      // events too (they are skipped by id) before going live.
+      if (this.#appending > 0) {
+        await this.#appendTail;
+        this.#drain();
+      }
+      if (this.#replaying.get(session.id) !== pending) return; // Closed meanwhile.
+      this.#replaying.delete(session.id);
+      this.#writeReplay(session, head, lastId, replay, pending.held);
+      this.#attach(session, source);
+    });
+  }
+
+  /**
+   * Writes head, gap notice, replayed events and held live events (those not
+   * in the replay) as one block.
+   */
+  #writeReplay(
+    session: Session,
+    head: Uint8Array,
+    lastId: string | undefined,
+    replay: HistoryReplay,
+    held: readonly QueuedEvent[],
+  ): void {
+    const parts: Uint8Array[] = [head];
+    // The position the client is at once this block is written.
+    let position = lastId === undefined || replay.gap ? replay.latest ?? undefined : lastId;
+    if (lastId !== undefined) {
+      this.#replays++;
+      if (replay.gap) {
+        this.#gapsSent++;
+        parts.push(encodeGapEvent(lastId, replay.earliest));
+      }
+    }
+    const replayed = held.length > 0 ? new Set<string>() : undefined;
+    for (const ev of replay.events) {
+      parts.push(ev.bytes);
+      position = ev.id;
+      replayed?.add(ev.id);
+    }
+    this.#eventsReplayed += replay.events.length;
+    for (const ev of held) {
+      if (ev.id !== undefined && replayed!.has(ev.id)) continue;
+      parts.push(ev.bytes);
+      if (ev.id !== undefined) position = ev.id;
+    }
+    session.write(parts.length === 1 ? head : concatAll(parts), position);
+  }
+
+  #attach(session: Session, source: EventSource): void {
+    try {
+      source.attach(session);
+    } catch (err) {
+      // An onConnect callback threw. The head is already on the wire, so no
+      // error response can follow: log it and keep the stream.
+      this.#log("error", "onConnect callback failed", {
+        session: session.id,
+        peer: session.remoteAddr,
+        error: String(err),
+      });
+    }
+  }
+
+  /** The `sluice.gap` event a session under the `drop` policy writes once it has caught up. */
+  #gapNotice(session: Session, lastEventId: string | undefined): Uint8Array {
+    this.#gapsSent++;
+    let earliest: string | null = null;
+    const source = this.#sourceOf.get(session.id);
+    try {
+      const bounds = source && this.#history?.since(
+        session.channels.map((c) => historyKey(source, c)),
+      );
+      if (bounds !== undefined && !isPromiseLike(bounds)) earliest = bounds.earliest;
+      else bounds?.catch(() => {}); // An asynchronous store cannot answer in time.
+    } catch {
+      // The store failed: the earliest retained id is unknown.
+    }
+    return encodeGapEvent(lastEventId ?? null, earliest);
+  }
+
+  /** Closes sessions whose socket write has been in flight longer than `writeTimeout`. */
+  #writeDeadlineTick(): void {
+    const limit = Date.now() - this.#opts.writeTimeout;
+    for (const s of this.sessions) {
+      const since = s.writeStartedAt;
+      if (since !== undefined && since < limit) {
+        this.#writeTimeouts++;
+        this.#log("warn", "write deadline passed", {
+          session: s.id,
+          peer: s.remoteAddr,
+          pendingBytes: s.pendingBytes,
+          reason: "slow-consumer",
+        });
+        s.close("slow-consumer");
+      }
+    }
+  }
+
+  /** Queues a jittered `retry:` on every stream, so clients do not all reconnect at once. */
+  #sendShutdownRetry(): void {
+    for (const s of this.sessions) {
+      if (this.#replaying.has(s.id)) continue;
+      const base = this.#sourceOf.get(s.id)?.retry ?? this.#retry ?? this.#opts.retryAfter * 1000;
+      const bytes = encodeRetry(jitter(base));
+      if (s.pendingBytes + bytes.length <= this.#opts.maxPendingBytes) s.write(bytes);
+    }
   }
 
   /**
@@ -743,21 +1367,42 @@ export class SluiceServer implements AsyncDisposable {
       let head: RequestHead | undefined;
       try {
         head = buf.length ? parseRequestHead(buf, this.#opts) : undefined;
-      } catch {
-        buf = new Uint8Array(0); // Garbage on a stream socket: ignored, bounded.
+      } catch (err) {
+        // Garbage on a stream socket: dropped (bounded), the stream goes on.
+        this.#log(
+          err instanceof HttpError ? "debug" : "error",
+          "input on a stream socket ignored",
+          {
+            session: session.id,
+            bytes: buf.length,
+            error: String(err),
+          },
+        );
+        buf = new Uint8Array(0);
       }
       if (head !== undefined) {
         buf = buf.slice(head.headBytes + head.contentLength);
         this.#countError(400);
+        this.#log("info", "request on a stream socket refused", {
+          session: session.id,
+          status: 400,
+          reason: "Session Already Active",
+        });
         session.write(
-          encodeResponse(400, [["Content-Type", "text/plain"]], "Session Already Active\n"),
+          encodeResponse(400, [["Content-Type", "text/plain"]], "Session Already Active\n", {
+            statusText: "Session Already Active",
+          }),
         );
         continue;
       }
       let n: number | null;
       try {
         n = await conn.read(chunk);
-      } catch {
+      } catch (err) {
+        // After the session closed its socket (slow consumer, shutdown...) a read fails: expected.
+        if (!session.closed && !isDisconnect(err)) {
+          this.#log("error", "stream read failed", { session: session.id, error: String(err) });
+        }
         n = null;
       }
       if (n === null) {
@@ -776,8 +1421,16 @@ export class SluiceServer implements AsyncDisposable {
     return n;
   }
 
-  #sessionClosed(session: Session, reason: CloseReason): void {
+  #sessionClosed(session: Session, reason: CloseReason, freeError?: unknown): void {
+    if (freeError !== undefined) {
+      this.#log("error", "free callback failed", {
+        session: session.id,
+        peer: session.remoteAddr,
+        error: String(freeError),
+      });
+    }
     this.#bytesOfClosed += session.bytesSent;
+    this.#replaying.delete(session.id);
     const source = this.#sourceOf.get(session.id);
     this.#sourceOf.delete(session.id);
     this.#log("info", "stream closed", {
@@ -787,7 +1440,16 @@ export class SluiceServer implements AsyncDisposable {
       events: session.eventsSent,
       bytes: session.bytesSent,
     });
-    source?.detachSession(session, reason);
+    try {
+      source?.detachSession(session, reason);
+    } catch (err) {
+      // An onDisconnect callback threw: log it; the close itself is done.
+      this.#log("error", "onDisconnect callback failed", {
+        session: session.id,
+        peer: session.remoteAddr,
+        error: String(err),
+      });
+    }
   }
 }
 
@@ -805,6 +1467,18 @@ function peerString(addr: Deno.NetAddr): string {
     : `${addr.hostname}:${addr.port}`;
 }
 
+function concatAll(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b.slice();
   const out = new Uint8Array(a.length + b.length);
@@ -816,6 +1490,40 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(off ? bytes.subarray(off) : bytes);
+}
+
+/** Closes after which the client may still be sending: linger so it reads the answer. */
+const LINGER_AFTER: ReadonlySet<ConnectionCloseReason> = new Set([
+  "response-sent",
+  "bad-request",
+  "header-timeout",
+]);
+const LINGER_MS = 500;
+const LINGER_BYTES = 256 * 1024;
+
+/**
+ * Half-closes a socket, then reads and drops what the client still sends, for
+ * at most {@linkcode LINGER_MS} ms and {@linkcode LINGER_BYTES} bytes, or until
+ * its EOF. Closing with unread input makes the kernel reset the connection,
+ * which can destroy the answer before the client reads it (Go's
+ * `closeWriteAndWait`, Apache's lingering close).
+ */
+async function lingerClose(conn: Deno.Conn): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await conn.closeWrite();
+    const sink = new Uint8Array(16 * 1024);
+    const timeout = new Promise<null>((r) => timer = setTimeout(() => r(null), LINGER_MS));
+    for (let total = 0; total < LINGER_BYTES;) {
+      const n = await Promise.race([conn.read(sink), timeout]);
+      if (n === null) break;
+      total += n;
+    }
+  } catch (err) {
+    if (!isDisconnect(err)) throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function closeQuietly(conn: Deno.Conn): void {

@@ -33,6 +33,12 @@ export interface HttpRequest {
   params: Record<string, string>;
   /** Address of the client. */
   remoteAddr: PeerAddr;
+  /**
+   * Address of the server's end of the connection: the address the client
+   * connected to (useful when listening on `0.0.0.0`). Set by the server on
+   * every request it parses.
+   */
+  localAddr?: PeerAddr;
   /** Whether the connection is TLS. */
   secure: boolean;
   /** Set by authentication middleware: the authenticated user or token name. */

@@ -33,12 +33,34 @@ export interface SessionSocket {
 /** What to do when a session's pending bytes would exceed its budget. */
 export type SlowConsumerPolicy = "disconnect" | "drop";
 
+/**
+ * Builds the notice written when a session under the `drop` policy has caught
+ * up after skipping events (the server sends a `sluice.gap` event).
+ *
+ * @param session The session.
+ * @param lastEventId Id of the last event written before the skipped ones, if known.
+ * @param skipped How many events were skipped.
+ * @returns The bytes to write, or `undefined` to write nothing.
+ */
+export type GapNotice = (
+  session: Session,
+  lastEventId: string | undefined,
+  skipped: number,
+) => Uint8Array | undefined;
+
 /** Per-session limits, fixed when the session opens. */
 export interface SessionLimits {
   /** Most bytes queued for this socket (in flight plus backlog). */
   maxPendingBytes: number;
-  /** Over budget: close the session, or skip events and keep it. */
+  /**
+   * Over budget: close the session, or skip events and keep it. Under `drop`,
+   * once an event is skipped every later one is skipped too until the socket
+   * has caught up (nothing pending); then `gapNotice` is written, so the hole
+   * is one contiguous run of events, announced right where it is.
+   */
   slowConsumer: SlowConsumerPolicy;
+  /** Under `drop`: the notice written once the session has caught up. */
+  gapNotice?: GapNotice;
 }
 
 /** Called exactly once when a session ends, with its context and the reason. */
@@ -65,10 +87,21 @@ export class Session {
   bytesSent = 0;
   /** Bytes accepted but not yet written (in flight plus backlog). */
   pendingBytes = 0;
-  /** Events skipped under the `drop` policy since the last successful write. */
+  /**
+   * Events skipped under the `drop` policy in the current hole; back to `0`
+   * once the socket has caught up and the gap notice is written.
+   */
   droppedEvents = 0;
   /** Total events skipped under the `drop` policy. */
   droppedTotal = 0;
+  /** Id of the last event accepted for this socket (replayed or live), if known. */
+  lastSentId: string | undefined;
+  /**
+   * When the socket write now in flight started (ms since the epoch), or
+   * `undefined` when nothing is being written. The server's write deadline
+   * closes sessions whose write has been stuck too long.
+   */
+  writeStartedAt: number | undefined;
   /** Application context, freed by the free callback. */
   context: unknown = undefined;
   /** Why the session ended, once it has. */
@@ -77,7 +110,7 @@ export class Session {
   #socket: SessionSocket;
   #limits: SessionLimits;
   #freeContext: FreeContext | undefined;
-  #onClosed: (session: Session, reason: CloseReason) => void;
+  #onClosed: (session: Session, reason: CloseReason, error?: unknown) => void;
   #writing = false;
   #backlog: Uint8Array[] = [];
   #backlogBytes = 0;
@@ -89,7 +122,7 @@ export class Session {
     socket: SessionSocket,
     info: { remoteAddr: string; channels: readonly string[]; lastEventId?: string },
     limits: SessionLimits,
-    onClosed: (session: Session, reason: CloseReason) => void,
+    onClosed: (session: Session, reason: CloseReason, error?: unknown) => void,
   ) {
     this.id = id;
     this.#socket = socket;
@@ -124,12 +157,17 @@ export class Session {
    * written together when it settles.
    *
    * @param bytes The bytes; they are not copied, so do not reuse the buffer.
+   * @param eventId The id of the (last) event in `bytes`, if any; kept as
+   * {@linkcode lastSentId} when the bytes are accepted.
    * @returns `false` when the session is closed or the bytes were refused by
    * the slow-consumer policy.
    */
-  write(bytes: Uint8Array): boolean {
+  write(bytes: Uint8Array, eventId?: string): boolean {
     if (this.closeReason !== undefined) return false;
-    if (this.pendingBytes + bytes.length > this.#limits.maxPendingBytes && this.pendingBytes > 0) {
+    if (
+      this.droppedEvents > 0 ||
+      (this.pendingBytes + bytes.length > this.#limits.maxPendingBytes && this.pendingBytes > 0)
+    ) {
       if (this.#limits.slowConsumer === "disconnect") {
         this.close("slow-consumer");
       } else {
@@ -138,6 +176,7 @@ export class Session {
       }
       return false;
     }
+    if (eventId !== undefined) this.lastSentId = eventId;
     this.eventsSent++;
     this.pendingBytes += bytes.length;
     if (this.#writing) {
@@ -162,7 +201,8 @@ export class Session {
 
   /**
    * Ends the session: closes the socket, runs the free callback once and
-   * removes the session from its table. Idempotent.
+   * removes the session from its table. Idempotent. Never throws: an error
+   * thrown by the free callback is handed to the table's `onClose` hook.
    *
    * @param reason Why the session ends.
    */
@@ -179,12 +219,16 @@ export class Session {
     this.#wakeIdle();
     const free = this.#freeContext;
     this.#freeContext = undefined;
+    let error: unknown;
     try {
       free?.(this.context, reason);
-    } finally {
-      this.context = undefined;
-      this.#onClosed(this, reason);
+    } catch (err) {
+      // An application callback must not stop the close (nor escape from a
+      // failed write): the slot is freed anyway and the error is handed on.
+      error = err;
     }
+    this.context = undefined;
+    this.#onClosed(this, reason, error);
   }
 
   async #pump(first: Uint8Array): Promise<void> {
@@ -193,6 +237,7 @@ export class Session {
       for (;;) {
         let offset = 0;
         while (offset < buf.length) {
+          this.writeStartedAt = Date.now();
           offset += await this.#socket.write(offset === 0 ? buf : buf.subarray(offset));
         }
         this.bytesSent += buf.length;
@@ -207,8 +252,15 @@ export class Session {
       return;
     } finally {
       this.#writing = false;
+      this.writeStartedAt = undefined;
     }
-    this.droppedEvents = 0;
+    if (this.droppedEvents > 0) {
+      // Caught up after a hole: announce it before anything else.
+      const skipped = this.droppedEvents;
+      this.droppedEvents = 0;
+      const notice = this.#limits.gapNotice?.(this, this.lastSentId, skipped);
+      if (notice !== undefined && this.write(notice)) return;
+    }
     this.#wakeIdle();
   }
 

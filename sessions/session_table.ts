@@ -8,6 +8,7 @@
 
 import {
   type CloseReason,
+  type GapNotice,
   Session,
   type SessionLimits,
   type SessionSocket,
@@ -38,8 +39,13 @@ export interface SessionTableOptions {
    * @default {"disconnect"}
    */
   slowConsumer?: SlowConsumerPolicy;
-  /** Called after each session ends (after its free callback). */
-  onClose?: (session: Session, reason: CloseReason) => void;
+  /** Under `drop`: builds the notice a session writes once it caught up after skipping events. */
+  gapNotice?: GapNotice;
+  /**
+   * Called after each session ends (after its free callback), with what the
+   * free callback threw, if it threw: the close completes either way.
+   */
+  onClose?: (session: Session, reason: CloseReason, error?: unknown) => void;
 }
 
 /** What is known of a stream when its session opens. */
@@ -88,7 +94,9 @@ export class SessionTable {
   readonly #sessions = new Map<number, Session>();
   readonly #capacity: number;
   readonly #limits: SessionLimits;
-  readonly #onClose: ((session: Session, reason: CloseReason) => void) | undefined;
+  readonly #onClose:
+    | ((session: Session, reason: CloseReason, error?: unknown) => void)
+    | undefined;
   #nextId = 1;
   #opened = 0;
   #rejected = 0;
@@ -125,7 +133,7 @@ export class SessionTable {
       );
     }
     this.#capacity = capacity;
-    this.#limits = { maxPendingBytes, slowConsumer };
+    this.#limits = { maxPendingBytes, slowConsumer, gapNotice: options.gapNotice };
     this.#onClose = options.onClose;
   }
 
@@ -237,9 +245,9 @@ export class SessionTable {
     return this.#sessions.values();
   }
 
-  #remove = (session: Session, reason: CloseReason): void => {
+  #remove = (session: Session, reason: CloseReason, error?: unknown): void => {
     if (!this.#sessions.delete(session.id)) return;
     this.#closed[reason]++;
-    this.#onClose?.(session, reason);
+    this.#onClose?.(session, reason, error);
   };
 }

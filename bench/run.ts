@@ -1,0 +1,1111 @@
+/**
+ * `deno task bench`: runs Sluice and the Deno.serve + ReadableStream baseline
+ * side by side, same machine, same run, and prints a markdown table with the
+ * ratio Sluice/baseline. Server pinned to CPU 0, load tools (separate Deno
+ * processes: bench/load_subscriber.ts, bench/load_publisher.ts) pinned to CPU 1.
+ *
+ * Measures (issue 6):
+ * - fan-out: events delivered per second, summed over clients, at 100 / 1000 /
+ *   5000 clients; 100-byte events; publisher with 4 keep-alive connections,
+ *   closed loop with at most 64 events published but not yet delivered;
+ * - latency: publish-to-receive p50/p99, 1000 clients × 50 events/s, open loop;
+ * - memory per idle connection: server VmRSS growth / connections, 10 000 idle;
+ * - connects/s: time to get 10 000 streams established (512 handshakes in flight);
+ * - publish path: publisher response time while the fan-out runs, and an
+ *   overload run (subscribers that stop reading, publisher flat out): status
+ *   codes (202 vs 503) and server RSS growth.
+ *
+ * Every server and load process is started fresh per measure, killed by PID at
+ * the end (also on error or Ctrl-C); every wait has a deadline.
+ *
+ * ```sh
+ * deno task bench                      # full matrix, both servers (~2-3 min)
+ * deno task bench --quick              # smoke run (< 60 s)
+ * deno task bench --only baseline --quick
+ * deno task bench --runs 3 --json /tmp/bench.json
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { monoNs } from "./_libc.ts";
+import { Histogram } from "./_histogram.ts";
+
+const USAGE = `usage: deno task bench [options]
+  --quick               short windows, fewer clients (smoke run, < 60 s)
+  --only NAME           sluice | baseline (default: both)
+  --duration S          fan-out window per client count (5; quick 2)
+  --warmup S            pause between connect phase and window (1; quick 0.5)
+  --latency-duration S  latency window (5; quick 2)
+  --overload-duration S overload run length (5; quick 2)
+  --clients LIST        fan-out client counts (100,1000,5000; quick 100,1000)
+  --latency-clients N   (1000)     --latency-rate R   events/s (50)
+  --idle N              idle connections for memory and connects/s (10000; quick 2000)
+  --stall N             non-reading subscribers in the overload run (100)
+  --rss-cap MB          stop the overload run when the server RSS grew this much (1024)
+  --window W            closed-loop window (64)       --pub-conns K (4)
+  --size BYTES          event body size (100)
+  --sub-procs N         subscriber processes per measure (default: 1 per 5000 clients)
+  --read-delay-ms MS    lazy subscriber reads in fan-out runs: a connection reads at most once per
+                        MS ms, so reads drain several events (Deno's reactor otherwise completes a read
+                        per arriving segment); "auto" = clients/100 ms, at most 50 (auto; 0 = off)
+  --sseload BIN         use the C sseload (../shared/bench/sseload, see cross_check.sh build) for the
+                        idle/connects measure instead of load_subscriber.ts (optional)
+  --wait-quiet S         before each measure wait up to S s until both CPUs are < 15 % busy
+                        (other processes on a shared machine skew the figures) (10; quick 0)
+  --runs N              repeat each measure N times, report medians (1)
+  --server-cpu LIST     taskset CPU list for the server (0)
+  --load-cpu LIST       taskset CPU list for load tools (1)
+  --no-pin              do not use taskset
+  --skip LIST           measures to skip: fanout,latency,idle,overload
+  --sluice-arg ARG      extra argument for Sluice's main.ts (repeatable)
+  --json FILE           also write every raw result as JSON
+  -v, --verbose         show load tools' progress lines`;
+
+const { values: opts } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    duration: { type: "string" },
+    warmup: { type: "string" },
+    "latency-duration": { type: "string" },
+    "overload-duration": { type: "string" },
+    clients: { type: "string" },
+    "latency-clients": { type: "string", default: "1000" },
+    "latency-rate": { type: "string", default: "50" },
+    idle: { type: "string" },
+    stall: { type: "string", default: "100" },
+    "rss-cap": { type: "string", default: "1024" },
+    window: { type: "string", default: "64" },
+    "pub-conns": { type: "string", default: "4" },
+    size: { type: "string", default: "100" },
+    "sub-procs": { type: "string" },
+    "read-delay-ms": { type: "string", default: "auto" },
+    sseload: { type: "string" },
+    runs: { type: "string", default: "1" },
+    "wait-quiet": { type: "string" },
+    "server-cpu": { type: "string", default: "0" },
+    "load-cpu": { type: "string", default: "1" },
+    "no-pin": { type: "boolean", default: false },
+    skip: { type: "string", default: "" },
+    "sluice-arg": { type: "string", multiple: true, default: [] },
+    json: { type: "string" },
+    verbose: { type: "boolean", short: "v", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (opts.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+
+const QUICK = opts.quick;
+const num = (name: string, v: string | undefined, dflt: number, quick = dflt): number => {
+  const n = v === undefined ? (QUICK ? quick : dflt) : Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new RangeError(`${name} must be a number >= 0: received ${v}`);
+  }
+  return n;
+};
+const CFG = {
+  duration: num("duration", opts.duration, 5, 2),
+  warmup: num("warmup", opts.warmup, 1, 0.5),
+  latencyDuration: num("latency-duration", opts["latency-duration"], 5, 2),
+  overloadDuration: num("overload-duration", opts["overload-duration"], 5, 2),
+  clients: (opts.clients ?? (QUICK ? "100,1000" : "100,1000,5000")).split(",").map(Number),
+  latencyClients: num("latency-clients", opts["latency-clients"], 1000),
+  latencyRate: num("latency-rate", opts["latency-rate"], 50),
+  idle: num("idle", opts.idle, 10000, 2000),
+  stall: num("stall", opts.stall, 100),
+  rssCapMb: num("rss-cap", opts["rss-cap"], 1024),
+  window: num("window", opts.window, 64),
+  pubConns: num("pub-conns", opts["pub-conns"], 4),
+  size: num("size", opts.size, 100),
+  subProcs: opts["sub-procs"] === undefined ? 0 : num("sub-procs", opts["sub-procs"], 1),
+  readDelayMs: opts["read-delay-ms"] === "auto"
+    ? -1
+    : num("read-delay-ms", opts["read-delay-ms"], 0),
+  sseload: opts.sseload ?? null,
+  runs: Math.max(1, Math.floor(num("runs", opts.runs, 1))),
+  waitQuiet: num("wait-quiet", opts["wait-quiet"], 10, 0),
+  serverCpu: opts["no-pin"] ? null : opts["server-cpu"],
+  loadCpu: opts["no-pin"] ? null : opts["load-cpu"],
+  skip: new Set(opts.skip.split(",").filter((s) => s !== "")),
+};
+for (const c of CFG.clients) {
+  if (!Number.isInteger(c) || c <= 0) {
+    throw new RangeError(`clients must be positive integers: received ${opts.clients}`);
+  }
+}
+
+const HERE = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const DENO = Deno.execPath();
+const CHANNEL_PATH = "/events/bench";
+
+type ServerName = "sluice" | "baseline";
+
+interface ServerSpec {
+  name: ServerName;
+  /** argv after `deno`, given the port */
+  argv(port: number): string[];
+}
+
+const SERVERS: Record<ServerName, ServerSpec> = {
+  sluice: {
+    name: "sluice",
+    argv: (port) => [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "--port",
+      String(port),
+      "--hostname",
+      "127.0.0.1",
+      "--max-clients",
+      "20000",
+      "--queue-size",
+      "65536",
+      ...opts["sluice-arg"],
+    ],
+  },
+  baseline: {
+    name: "baseline",
+    argv: (port) => ["run", "-A", `${HERE}baseline_deno_serve.ts`, "--port", String(port)],
+  },
+};
+
+let selected: ServerName[] = ["sluice", "baseline"];
+if (opts.only !== undefined) {
+  if (opts.only !== "sluice" && opts.only !== "baseline") {
+    throw new RangeError(`only must be sluice or baseline: received ${opts.only}`);
+  }
+  selected = [opts.only];
+}
+
+// ---- processes ------------------------------------------------------------
+
+class BenchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BenchError";
+  }
+}
+
+interface Proc {
+  name: string;
+  child: Deno.ChildProcess;
+  pid: number;
+  exited: boolean;
+  status: Promise<Deno.CommandStatus>;
+  stdout: Promise<string>;
+  log: string;
+}
+
+const live = new Map<number, Proc>();
+const TMP = Deno.makeTempDirSync({ prefix: "sluice-bench-" });
+let procSeq = 0;
+
+/**
+ * Start `argv` pinned to `cpu` with the soft fd limit raised to the hard limit.
+ * stdout is captured (the tools print one JSON line), stderr goes to a log file.
+ */
+function spawn(name: string, cpu: string | null, argv: string[]): Proc {
+  const log = `${TMP}/${++procSeq}-${name}.log`;
+  const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@" 2>"$LOG"';
+  const pin = cpu === null ? [] : ["taskset", "-c", cpu];
+  const child = new Deno.Command("bash", {
+    args: ["-c", script, "bash", ...pin, ...argv],
+    env: { LOG: log, DENO_NO_UPDATE_CHECK: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const chunks: Uint8Array[] = [];
+  const stdout = (async () => {
+    for await (const c of child.stdout) chunks.push(c);
+    return new TextDecoder().decode(concat(chunks));
+  })();
+  const p: Proc = { name, child, pid: child.pid, exited: false, status: child.status, stdout, log };
+  live.set(p.pid, p);
+  p.status.then(() => {
+    p.exited = true;
+    live.delete(p.pid);
+  });
+  return p;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Resolves with the status, or null after `ms`. */
+async function waitExit(p: Proc, ms: number): Promise<Deno.CommandStatus | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<null>((r) => timer = setTimeout(() => r(null), ms));
+  const s = await Promise.race([p.status, t]);
+  clearTimeout(timer);
+  return s;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; by PID, only our own children. */
+async function stop(p: Proc, graceMs = 3000): Promise<void> {
+  if (p.exited) return;
+  try {
+    p.child.kill("SIGTERM");
+  } catch { /* exited meanwhile */ }
+  if ((await waitExit(p, graceMs)) === null) {
+    try {
+      p.child.kill("SIGKILL");
+    } catch { /* exited meanwhile */ }
+    await waitExit(p, 2000);
+  }
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...live.values()].map((p) => stop(p)));
+}
+
+function logTail(p: Proc): string {
+  try {
+    return Deno.readTextFileSync(p.log).split("\n").slice(-15).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+/** Wait for a tool's JSON line; on deadline SIGTERM it (the tools report on SIGTERM). */
+async function toolResult(p: Proc, deadlineMs: number): Promise<Record<string, unknown>> {
+  if ((await waitExit(p, deadlineMs)) === null) await stop(p);
+  const out = (await p.stdout).trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(out);
+  } catch {
+    throw new BenchError(`${p.name} gave no result (exit ${p.exited}); log:\n${logTail(p)}`);
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function startServer(spec: ServerSpec): Promise<{ proc: Proc; port: number }> {
+  const port = freePort();
+  const proc = spawn(spec.name, CFG.serverCpu, [DENO, ...spec.argv(port)]);
+  const deadline = monoNs() + 30e9;
+  while (monoNs() < deadline) {
+    if (proc.exited) break;
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return { proc, port };
+    } catch { /* not yet */ }
+    await sleep(50);
+  }
+  await stop(proc);
+  throw new BenchError(`${spec.name} did not listen on ${port}; log:\n${logTail(proc)}`);
+}
+
+// ---- /proc ----------------------------------------------------------------
+
+const TICK = 100; // USER_HZ
+
+function rssKb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy ticks (user+nice+system+irq+softirq) per CPU. */
+function cpuBusy(): number[] {
+  const out: number[] = [];
+  for (const line of Deno.readTextFileSync("/proc/stat").split("\n")) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const f = m[2].split(" ").map(Number);
+    out[Number(m[1])] = f[0] + f[1] + f[2] + f[5] + f[6];
+  }
+  return out;
+}
+
+interface CpuMark {
+  t: number;
+  server: number;
+  load: number;
+  busy: number[];
+}
+
+function cpuMark(server: Proc, load: Proc[]): CpuMark {
+  return {
+    t: monoNs(),
+    server: cpuTicks(server.pid),
+    load: load.reduce((a, p) => a + cpuTicks(p.pid), 0),
+    busy: cpuBusy(),
+  };
+}
+
+interface CpuUse {
+  server_pct: number;
+  load_pct: number;
+  /** busy % of the server CPU not spent by the server (other processes, softirq) */
+  other_on_server_cpu_pct: number;
+  /** busy % of the load CPU not spent by the load tools */
+  other_on_load_cpu_pct: number;
+}
+
+function cpuUse(a: CpuMark, b: CpuMark): CpuUse {
+  const s = (b.t - a.t) / 1e9;
+  const pct = (ticks: number) => Math.round((ticks / TICK / s) * 1000) / 10;
+  const cpuIdx = (list: string | null, dflt: number) =>
+    list === null ? dflt : Number(list.split(/[,-]/)[0]);
+  const sc = cpuIdx(CFG.serverCpu, 0);
+  const lc = cpuIdx(CFG.loadCpu, 1);
+  const server = b.server - a.server;
+  const load = b.load - a.load;
+  return {
+    server_pct: pct(server),
+    load_pct: pct(load),
+    other_on_server_cpu_pct: pct(Math.max(0, (b.busy[sc] ?? 0) - (a.busy[sc] ?? 0) - server)),
+    other_on_load_cpu_pct: pct(Math.max(0, (b.busy[lc] ?? 0) - (a.busy[lc] ?? 0) - load)),
+  };
+}
+
+// ---- load tools -------------------------------------------------------------
+
+function subscriber(label: string, url: string, args: string[]): Proc {
+  return spawn(label, CFG.loadCpu, [
+    DENO,
+    "run",
+    "-A",
+    `${HERE}load_subscriber.ts`,
+    ...(opts.verbose ? [] : ["-q"]),
+    "--label",
+    label,
+    ...args,
+    url,
+  ]);
+}
+
+function publisher(label: string, url: string, args: string[]): Proc {
+  return spawn(label, CFG.loadCpu, [
+    DENO,
+    "run",
+    "-A",
+    `${HERE}load_publisher.ts`,
+    "--label",
+    label,
+    "-s",
+    String(CFG.size),
+    ...args,
+    url,
+  ]);
+}
+
+async function waitFiles(paths: string[], procs: Proc[], ms: number): Promise<void> {
+  const deadline = monoNs() + ms * 1e6;
+  for (;;) {
+    if (paths.every((p) => exists(p))) return;
+    const dead = procs.find((p) => p.exited);
+    if (dead) throw new BenchError(`${dead.name} exited early; log:\n${logTail(dead)}`);
+    if (monoNs() > deadline) throw new BenchError(`timeout waiting for ${paths.join(", ")}`);
+    await sleep(20);
+  }
+}
+
+function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function split(total: number, parts: number): number[] {
+  const base = Math.floor(total / parts);
+  return Array.from({ length: parts }, (_, i) => base + (i < total % parts ? 1 : 0));
+}
+
+type Json = Record<string, unknown>;
+const n = (j: Json, k: string): number => Number(j[k] ?? 0);
+
+interface SubRun {
+  subs: Json[];
+  pub: Json;
+  cpu: CpuUse;
+  rssKb: number;
+}
+
+/**
+ * Subscribers (several processes if asked), a shared window via a go file,
+ * and a publisher; returns the raw results and CPU use in the window.
+ */
+async function subscribeAndPublish(
+  tag: string,
+  server: { proc: Proc; port: number },
+  clients: number,
+  windowS: number,
+  subArgs: string[],
+  pubArgs: string[],
+  follow: boolean,
+): Promise<SubRun> {
+  const url = `http://127.0.0.1:${server.port}${CHANNEL_PATH}`;
+  const procsN = CFG.subProcs > 0 ? CFG.subProcs : Math.ceil(clients / 5000);
+  const go = `${TMP}/${tag}.go`;
+  const ready: string[] = [];
+  const shm: string[] = [];
+  const subs: Proc[] = [];
+  const maxTime = 60 + CFG.warmup + windowS;
+  split(clients, procsN).forEach((c, i) => {
+    ready.push(`${TMP}/${tag}-${i}.ready`);
+    shm.push(`${TMP}/${tag}-${i}.shm`);
+    subs.push(subscriber(`${tag}-sub${i}`, url, [
+      "-c",
+      String(c),
+      "--ready-file",
+      ready[i],
+      "--stats-shm",
+      shm[i],
+      "--go-file",
+      go,
+      "--max-time",
+      String(maxTime),
+      ...subArgs,
+    ]));
+  });
+  await waitFiles(ready, subs, 60_000);
+  const pub = publisher(`${tag}-pub`, url, [
+    ...(follow ? ["--follow", shm.join(","), "--wait-ready", "--window", String(CFG.window)] : []),
+    "-k",
+    String(CFG.pubConns),
+    "-d",
+    String(CFG.warmup + windowS + 1.5),
+    ...pubArgs,
+  ]);
+  const start = monoNs() + CFG.warmup * 1e9 + 300e6; // + publisher start-up
+  const end = start + windowS * 1e9;
+  Deno.writeTextFileSync(`${go}.tmp`, `${start} ${end}\n`);
+  Deno.renameSync(`${go}.tmp`, go);
+  await sleep((start - monoNs()) / 1e6);
+  const load = [...subs, pub];
+  const a = cpuMark(server.proc, load);
+  await sleep((end - monoNs()) / 1e6);
+  const b = cpuMark(server.proc, load);
+  const rss = rssKb(server.proc.pid);
+  const subResults = await Promise.all(subs.map((p) => toolResult(p, 30_000)));
+  const pubResult = await toolResult(pub, 10_000);
+  return { subs: subResults, pub: pubResult, cpu: cpuUse(a, b), rssKb: rss };
+}
+
+function sumOf(list: Json[], k: string): number {
+  return list.reduce((a, j) => a + n(j, k), 0);
+}
+
+// ---- measures ---------------------------------------------------------------
+
+interface Result {
+  measure: string;
+  server: ServerName;
+  run: number;
+  value: number;
+  detail: Json;
+}
+
+const results: Result[] = [];
+
+/** Wait (at most --wait-quiet s) until both CPUs are nearly idle; returns the last busy %. */
+async function waitQuiet(): Promise<number> {
+  const deadline = monoNs() + CFG.waitQuiet * 1e9;
+  let busy = 0;
+  do {
+    const a = cpuBusy();
+    const t = monoNs();
+    await sleep(500);
+    const b = cpuBusy();
+    const s = (monoNs() - t) / 1e9;
+    busy = Math.max(...b.map((v, i) => ((v - (a[i] ?? 0)) / TICK / s) * 100));
+    if (busy < 15) return busy;
+  } while (monoNs() < deadline);
+  return busy;
+}
+
+async function withServer<T>(
+  spec: ServerSpec,
+  f: (s: { proc: Proc; port: number }) => Promise<T>,
+): Promise<T> {
+  if (CFG.waitQuiet > 0) {
+    const busy = await waitQuiet();
+    if (busy >= 15) {
+      console.error(`  (machine still busy: a CPU at ${Math.round(busy)} % from other processes)`);
+    }
+  }
+  const s = await startServer(spec);
+  try {
+    // one request so that the first measured one does not pay for JIT/lazy init
+    await warmUp(s.port);
+    return await f(s);
+  } finally {
+    await stop(s.proc);
+  }
+}
+
+async function warmUp(port: number): Promise<void> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const body = "warm-up";
+    await c.write(new TextEncoder().encode(
+      `POST ${CHANNEL_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    ));
+    const buf = new Uint8Array(1024);
+    const deadline = setTimeout(() => c.close(), 2000);
+    try {
+      await c.read(buf);
+    } catch { /* closed by deadline */ }
+    clearTimeout(deadline);
+  } finally {
+    try {
+      c.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Lazy-read period for a fan-out run (see --read-delay-ms). */
+function readDelay(clients: number): number {
+  return CFG.readDelayMs >= 0
+    ? CFG.readDelayMs
+    : Math.min(50, Math.max(1, Math.round(clients / 100)));
+}
+
+async function fanout(spec: ServerSpec, clients: number, run: number): Promise<void> {
+  await withServer(spec, async (s) => {
+    const r = await subscribeAndPublish(
+      `fanout-${spec.name}-${clients}-${run}`,
+      s,
+      clients,
+      CFG.duration,
+      ["--read-delay-ms", String(readDelay(clients))],
+      [],
+      true,
+    );
+    const ev = sumOf(r.subs, "events_per_s");
+    results.push({
+      measure: `fanout-${clients}`,
+      server: spec.name,
+      run,
+      value: ev,
+      detail: {
+        events_per_s: ev,
+        ev_per_server_cpu_s: r.cpu.server_pct > 0 ? Math.round(ev / (r.cpu.server_pct / 100)) : NaN,
+        read_delay_ms: readDelay(clients),
+        established: sumOf(r.subs, "established"),
+        closed_by_server: sumOf(r.subs, "closed_by_server") + sumOf(r.subs, "reset_by_server"),
+        sub_cpu_pct: sumOf(r.subs, "window_cpu_pct"),
+        pub_cpu_pct: n(r.pub, "cpu_pct"),
+        pub_rate: n(r.pub, "achieved_rate"),
+        pub_status: r.pub.status_codes,
+        pub_resp_p50_us: n(r.pub, "resp_p50_us"),
+        pub_resp_p99_us: n(r.pub, "resp_p99_us"),
+        lat_p99_us: Math.max(...r.subs.map((j) => n(j, "lat_p99_us"))),
+        server_rss_mb: Math.round(r.rssKb / 1024),
+        ...r.cpu,
+      },
+    });
+  });
+}
+
+async function latency(spec: ServerSpec, run: number): Promise<void> {
+  await withServer(spec, async (s) => {
+    const r = await subscribeAndPublish(
+      `latency-${spec.name}-${run}`,
+      s,
+      CFG.latencyClients,
+      CFG.latencyDuration,
+      ["--hist"],
+      ["-r", String(CFG.latencyRate)],
+      false,
+    );
+    const h = new Histogram();
+    for (const j of r.subs) h.merge(j.lat_hist as Array<[number, number]>);
+    results.push({
+      measure: "latency",
+      server: spec.name,
+      run,
+      value: h.percentile(99),
+      detail: {
+        lat_p50_us: h.percentile(50),
+        lat_p99_us: h.percentile(99),
+        lat_p999_us: h.percentile(99.9),
+        lat_max_us: h.max,
+        samples: h.count,
+        expected_samples: Math.round(CFG.latencyClients * CFG.latencyRate * CFG.latencyDuration),
+        established: sumOf(r.subs, "established"),
+        pub_rate: n(r.pub, "achieved_rate"),
+        sub_cpu_pct: sumOf(r.subs, "window_cpu_pct"),
+        ...r.cpu,
+      },
+    });
+  });
+}
+
+async function idle(spec: ServerSpec, run: number): Promise<void> {
+  await withServer(spec, async (s) => {
+    const url = `http://127.0.0.1:${s.port}${CHANNEL_PATH}`;
+    const tag = `idle-${spec.name}-${run}`;
+    await sleep(500);
+    const rss0 = rssKb(s.proc.pid);
+    const ready = `${TMP}/${tag}.ready`;
+    const go = `${TMP}/${tag}.go`;
+    const cpu0 = cpuTicks(s.proc.pid);
+    const sub = CFG.sseload === null
+      ? subscriber(`${tag}-sub`, url, [
+        "--mode",
+        "idle",
+        "-c",
+        String(CFG.idle),
+        "-P",
+        "512",
+        "--ready-file",
+        ready,
+        "--go-file",
+        go,
+        "--max-time",
+        "90",
+      ])
+      : spawn(`${tag}-sseload`, CFG.loadCpu, [
+        CFG.sseload,
+        "-q",
+        "-c",
+        String(CFG.idle),
+        "-P",
+        "512",
+        "-w",
+        "2",
+        "-d",
+        "0.2",
+        "--ready-file",
+        ready,
+        "--label",
+        tag,
+        url,
+      ]);
+    await waitFiles([ready], [sub], 90_000);
+    // server CPU spent on the connect phase: accept capacity independent of the client's speed
+    const cpuConnect = (cpuTicks(s.proc.pid) - cpu0) / TICK;
+    await sleep(1500);
+    const rss1 = rssKb(s.proc.pid);
+    const now = monoNs();
+    Deno.writeTextFileSync(go, `${now} ${now}\n`);
+    const j = await toolResult(sub, 30_000);
+    const est = n(j, "established");
+    results.push({
+      measure: "idle-memory",
+      server: spec.name,
+      run,
+      value: est > 0 ? ((rss1 - rss0) * 1024) / est : NaN,
+      detail: {
+        rss0_kb: rss0,
+        rss1_kb: rss1,
+        established: est,
+        failed: n(j, "failed") + n(j, "bad_status"),
+      },
+    });
+    results.push({
+      measure: "connects",
+      server: spec.name,
+      run,
+      value: n(j, "connect_rate_per_s"),
+      detail: {
+        client: CFG.sseload === null ? "load_subscriber" : "sseload",
+        connect_time_s: n(j, "connect_time_s"),
+        established: est,
+        refused: n(j, "refused"),
+        failed: n(j, "failed"),
+        timeouts: n(j, "timeouts"),
+        status_codes: j.status_codes,
+        server_cpu_s: cpuConnect,
+        connects_per_server_cpu_s: cpuConnect > 0 ? Math.round(est / cpuConnect) : NaN,
+        client_cpu_s: Math.round((n(j, "cpu_user_s") + n(j, "cpu_sys_s")) * 1000) / 1000,
+      },
+    });
+  });
+}
+
+async function overload(spec: ServerSpec, run: number): Promise<void> {
+  await withServer(spec, async (s) => {
+    const url = `http://127.0.0.1:${s.port}${CHANNEL_PATH}`;
+    const tag = `overload-${spec.name}-${run}`;
+    const ready = `${TMP}/${tag}.ready`;
+    const go = `${TMP}/${tag}.go`;
+    const sub = subscriber(`${tag}-sub`, url, [
+      "--mode",
+      "stall",
+      "-c",
+      String(CFG.stall),
+      "--ready-file",
+      ready,
+      "--go-file",
+      go,
+      "--max-time",
+      String(60 + CFG.overloadDuration),
+    ]);
+    await waitFiles([ready], [sub], 60_000);
+    const rss0 = rssKb(s.proc.pid);
+    const pub = publisher(`${tag}-pub`, url, [
+      "-k",
+      String(CFG.pubConns),
+      "-d",
+      String(CFG.overloadDuration),
+    ]);
+    const deadline = monoNs() + (CFG.overloadDuration + 3) * 1e9;
+    let rssMax = rss0;
+    let capped = false;
+    while (!pub.exited && monoNs() < deadline) {
+      rssMax = Math.max(rssMax, rssKb(s.proc.pid));
+      if ((rssMax - rss0) / 1024 > CFG.rssCapMb) {
+        capped = true;
+        break;
+      }
+      await sleep(100);
+    }
+    const p = await toolResult(pub, 1);
+    const rssEnd = rssKb(s.proc.pid);
+    const now = monoNs();
+    Deno.writeTextFileSync(go, `${now} ${now}\n`);
+    await toolResult(sub, 10_000);
+    const codes = (p.status_codes ?? {}) as Record<string, number>;
+    results.push({
+      measure: "overload",
+      server: spec.name,
+      run,
+      value: Math.round((rssMax - rss0) / 1024),
+      detail: {
+        published_ok: n(p, "ok"),
+        status_codes: codes,
+        rejected_503: codes["503"] ?? 0,
+        errors: n(p, "errors"),
+        pub_rate: n(p, "achieved_rate"),
+        pub_resp_p99_us: n(p, "resp_p99_us"),
+        rss0_mb: Math.round(rss0 / 1024),
+        rss_max_mb: Math.round(rssMax / 1024),
+        rss_end_mb: Math.round(rssEnd / 1024),
+        stopped_at_rss_cap: capped,
+        elapsed_s: n(p, "elapsed_s"),
+      },
+    });
+  });
+}
+
+// ---- report -----------------------------------------------------------------
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The run whose value is the median (for details). */
+function medianRun(measure: string, server: ServerName): Result | undefined {
+  const rs = results.filter((r) => r.measure === measure && r.server === server);
+  const m = median(rs.map((r) => r.value));
+  return rs.find((r) => r.value === m) ?? rs[0];
+}
+
+function fmtEvents(v: number): string {
+  return Number.isFinite(v)
+    ? (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${Math.round(v / 1000)} k`)
+    : "–";
+}
+const fmtMs = (us: number) => Number.isFinite(us) ? `${(us / 1000).toFixed(1)} ms` : "–";
+const fmtBytes = (b: number) =>
+  Number.isFinite(b) ? (b >= 1024 ? `${(b / 1024).toFixed(1)} KiB` : `${Math.round(b)} B`) : "–";
+const fmtRate = (v: number) => Number.isFinite(v) ? `${(v / 1000).toFixed(1)} k/s` : "–";
+
+function value(measure: string, server: ServerName): number {
+  return median(
+    results.filter((r) => r.measure === measure && r.server === server).map((r) => r.value),
+  );
+}
+
+function ratio(a: number, b: number): string {
+  return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : "–";
+}
+
+function table(): string {
+  const rows: string[] = [];
+  const cols = selected;
+  const both = cols.length === 2;
+  rows.push(
+    `| measure | ${cols.join(" | ")}${both ? " | Sluice/baseline" : ""} | target (Sluice) |`,
+  );
+  rows.push(`|---|${cols.map(() => "---").join("|")}|${both ? "---|" : ""}---|`);
+  const row = (label: string, measure: string, fmt: (v: number) => string, target: string) => {
+    const v = cols.map((c) => value(measure, c));
+    if (v.every((x) => !Number.isFinite(x))) return;
+    rows.push(
+      `| ${label} | ${v.map(fmt).join(" | ")}${
+        both ? ` | ${ratio(v[0], v[1])}` : ""
+      } | ${target} |`,
+    );
+  };
+  for (const c of CFG.clients) {
+    row(
+      `fan-out ev/s, ${c} clients`,
+      `fanout-${c}`,
+      fmtEvents,
+      "≥ 1.5× baseline; ≥ 0.9× c-ref-batch (≈ 0.7 M)",
+    );
+  }
+  row(
+    `p99 latency, ${CFG.latencyClients} clients × ${CFG.latencyRate} ev/s`,
+    "latency",
+    fmtMs,
+    "≤ 8 ms",
+  );
+  const p50 = cols.map((c) => Number(medianRun("latency", c)?.detail.lat_p50_us ?? NaN));
+  if (p50.some(Number.isFinite)) {
+    rows.push(
+      `| p50 latency (same run) | ${p50.map(fmtMs).join(" | ")}${
+        both ? ` | ${ratio(p50[0], p50[1])}` : ""
+      } | |`,
+    );
+  }
+  row(`memory / idle conn (${CFG.idle} conns)`, "idle-memory", fmtBytes, "≤ 4 KiB");
+  row(`connects/s (${CFG.idle} streams)`, "connects", fmtRate, "≥ 30 k/s");
+  const big = Math.max(...CFG.clients);
+  const pubP99 = cols.map((c) =>
+    Number(medianRun(`fanout-${big}`, c)?.detail.pub_resp_p99_us ?? NaN)
+  );
+  if (pubP99.some(Number.isFinite)) {
+    rows.push(
+      `| publish answer p99 during fan-out (${big} clients) | ${pubP99.map(fmtMs).join(" | ")}${
+        both ? ` | ${ratio(pubP99[0], pubP99[1])}` : ""
+      } | answered without waiting for the fan-out |`,
+    );
+  }
+  const ov = cols.map((c) => medianRun("overload", c));
+  if (ov.some((r) => r !== undefined)) {
+    const cell = (r: Result | undefined) => {
+      if (r === undefined) return "–";
+      const d = r.detail;
+      const codes = Object.entries(d.status_codes as Record<string, number>).map(([k, v]) =>
+        `${k}×${v}`
+      ).join(" ");
+      return `${codes || "no answers"}; RSS +${r.value} MB${
+        d.stopped_at_rss_cap ? " (cap hit)" : ""
+      }`;
+    };
+    rows.push(
+      `| overload: ${CFG.stall} stalled subscribers, publisher flat out ${CFG.overloadDuration} s | ${
+        ov.map(cell).join(" | ")
+      }${both ? " | " : ""} | 503 back-pressure, bounded RSS |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+/** Server-side capacity: work per server CPU-second (robust to a saturated client or noise). */
+function capacityTable(): string {
+  const cols = selected;
+  const both = cols.length === 2;
+  const rows = [
+    `| per server CPU-second | ${cols.join(" | ")}${both ? " | Sluice/baseline" : ""} |`,
+    `|---|${cols.map(() => "---").join("|")}|${both ? "---|" : ""}`,
+  ];
+  const add = (label: string, measure: string, key: string, fmt: (v: number) => string) => {
+    const v = cols.map((c) =>
+      median(
+        results.filter((r) => r.measure === measure && r.server === c).map((r) =>
+          Number(r.detail[key])
+        ),
+      )
+    );
+    if (v.every((x) => !Number.isFinite(x))) return;
+    rows.push(`| ${label} | ${v.map(fmt).join(" | ")}${both ? ` | ${ratio(v[0], v[1])}` : ""} |`);
+  };
+  for (const c of CFG.clients) {
+    add(`events delivered, ${c} clients`, `fanout-${c}`, "ev_per_server_cpu_s", fmtEvents);
+  }
+  add(`connections accepted (${CFG.idle})`, "connects", "connects_per_server_cpu_s", fmtRate);
+  return rows.length > 2 ? rows.join("\n") : "";
+}
+
+function details(): string {
+  const lines: string[] = [
+    "| measure | server | value | server CPU | load CPU | other load on server CPU / load CPU | notes |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    const d = r.detail;
+    const cpu = d.server_pct === undefined
+      ? "| | | "
+      : `| ${d.server_pct}% | ${d.load_pct}% (subs ${d.sub_cpu_pct}%${
+        d.pub_cpu_pct !== undefined ? `, pub ${d.pub_cpu_pct}%` : ""
+      }) | ${d.other_on_server_cpu_pct}% / ${d.other_on_load_cpu_pct}% `;
+    const notes = Object.entries(d)
+      .filter(([k]) => !/_pct$/.test(k))
+      .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`)
+      .join(" ");
+    lines.push(
+      `| ${r.measure}#${r.run} | ${r.server} | ${Math.round(r.value * 10) / 10} ${cpu}| ${notes} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+// ---- main -------------------------------------------------------------------
+
+async function preflight(): Promise<void> {
+  if (CFG.serverCpu !== null) {
+    const ok = await new Deno.Command("taskset", { args: ["-c", CFG.serverCpu, "true"] }).output()
+      .then((o) => o.success).catch(() => false);
+    if (!ok) throw new BenchError("taskset (util-linux) missing or CPU list invalid: use --no-pin");
+  }
+  if (selected.includes("sluice") && !exists(`${ROOT}main.ts`)) {
+    throw new BenchError(`Sluice CLI not found at ${ROOT}main.ts (use --only baseline)`);
+  }
+  const limit = await new Deno.Command("bash", {
+    args: ["-c", 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ulimit -n'],
+  })
+    .output();
+  const fds = Number(new TextDecoder().decode(limit.stdout).trim());
+  const need = Math.max(CFG.idle, ...CFG.clients, CFG.latencyClients) + 100;
+  if (fds < need) {
+    throw new BenchError(
+      `open-file limit ${fds} < ${need} needed per process: lower --idle/--clients`,
+    );
+  }
+}
+
+let interrupted = false;
+const onSignal = () => {
+  if (interrupted) return;
+  interrupted = true;
+  console.error("interrupted: stopping child processes");
+  stopAll().finally(() => {
+    Deno.removeSync(TMP, { recursive: true });
+    Deno.exit(130);
+  });
+};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
+
+const t0 = monoNs();
+let failed = false;
+try {
+  await preflight();
+  console.error(
+    `bench: servers ${selected.join(", ")}; pin server ${CFG.serverCpu ?? "-"}, load ${
+      CFG.loadCpu ?? "-"
+    }; ` +
+      `${CFG.runs} run(s)${QUICK ? " (quick)" : ""}`,
+  );
+  const step = async (label: string, f: () => Promise<void>) => {
+    const t = monoNs();
+    try {
+      await f();
+      const r = results[results.length - 1];
+      console.error(
+        `  ${label}: ${Math.round(r.value * 10) / 10} (${((monoNs() - t) / 1e9).toFixed(1)} s)`,
+      );
+    } catch (e) {
+      failed = true;
+      console.error(`  ${label}: FAILED: ${e instanceof Error ? e.message : e}`);
+      await stopAll();
+    }
+  };
+  for (let run = 1; run <= CFG.runs; run++) {
+    // Servers interleaved per measure, so background noise hits both alike.
+    if (!CFG.skip.has("fanout")) {
+      for (const c of CFG.clients) {
+        for (const s of selected) await step(`fan-out ${c} ${s}`, () => fanout(SERVERS[s], c, run));
+      }
+    }
+    if (!CFG.skip.has("latency")) {
+      for (const s of selected) await step(`latency ${s}`, () => latency(SERVERS[s], run));
+    }
+    if (!CFG.skip.has("idle")) {
+      for (const s of selected) await step(`idle ${s}`, () => idle(SERVERS[s], run));
+    }
+    if (!CFG.skip.has("overload")) {
+      for (const s of selected) await step(`overload ${s}`, () => overload(SERVERS[s], run));
+    }
+  }
+  console.log(
+    `\n## Sluice bench (${new Date().toISOString()}, ${CFG.runs} run(s), medians${
+      QUICK ? ", --quick" : ""
+    })\n`,
+  );
+  console.log(table());
+  const cap = capacityTable();
+  if (cap) {
+    console.log(
+      `\nServer-side capacity (what each server does per CPU-second it used, CPU from /proc):\n\n${cap}`,
+    );
+  }
+  const noisy = results.filter((r) => Number(r.detail.other_on_server_cpu_pct ?? 0) > 15);
+  const clientBound = results.filter((r) => Number(r.detail.load_pct ?? 0) > 90);
+  if (noisy.length > 0) {
+    console.log(
+      `\nWarning: other processes used > 15 % of the server CPU during ${
+        noisy.map((r) => `${r.measure}/${r.server}`).join(", ")
+      }: those figures are low; rerun on a quiet machine or use --runs 3.`,
+    );
+  }
+  if (clientBound.length > 0) {
+    console.log(
+      `\nWarning: the load CPU was > 90 % busy during ${
+        clientBound.map((r) => `${r.measure}/${r.server}`).join(", ")
+      }: the client may be the limit there (see the per-CPU-second table).`,
+    );
+  }
+  console.log(`\n<details><summary>per-run details</summary>\n\n${details()}\n\n</details>\n`);
+  console.log(
+    `Method: server pinned to CPU ${CFG.serverCpu ?? "-"}, load tools to CPU ${
+      CFG.loadCpu ?? "-"
+    }; ` +
+      `${CFG.size}-byte events; fan-out: publisher -k ${CFG.pubConns}, closed loop, window ${CFG.window}; ` +
+      `window ${CFG.duration} s after ${CFG.warmup} s warm-up; fresh server per measure. ` +
+      `Wall time ${((monoNs() - t0) / 1e9).toFixed(0)} s.`,
+  );
+  if (opts.json) {
+    Deno.writeTextFileSync(
+      opts.json,
+      JSON.stringify({ config: { ...CFG, skip: [...CFG.skip] }, results }, null, 2),
+    );
+  }
+} catch (e) {
+  failed = true;
+  console.error(`bench failed: ${e instanceof Error ? e.message : e}`);
+} finally {
+  await stopAll();
+  try {
+    Deno.removeSync(TMP, { recursive: true });
+  } catch { /* already gone */ }
+}
+Deno.exit(failed ? 1 : 0);

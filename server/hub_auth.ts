@@ -1,0 +1,232 @@
+/**
+ * Authentication of the hub: who may subscribe (Basic, Digest or Bearer, via
+ * {@linkcode subscriberAuth}), who may publish ({@linkcode publisherAuth}),
+ * and counting refusals for the metrics ({@linkcode countAuthFailures}).
+ *
+ * @module
+ */
+
+import { basicAuth } from "./auth_basic.ts";
+import { bearerAuth } from "./auth_bearer.ts";
+import { digestAuth } from "./auth_digest.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
+import { UserStore } from "./users.ts";
+
+/** How subscribers authenticate. */
+export type SubscriberAuthScheme = "none" | "basic" | "digest" | "bearer";
+
+/** Every {@linkcode SubscriberAuthScheme}. */
+export const SUBSCRIBER_AUTH_SCHEMES: readonly SubscriberAuthScheme[] = Object.freeze([
+  "none",
+  "basic",
+  "digest",
+  "bearer",
+]);
+
+/** Options of {@linkcode subscriberAuth}. */
+export interface SubscriberAuthOptions {
+  /** The scheme; `"none"` lets everyone subscribe. */
+  scheme: SubscriberAuthScheme;
+  /**
+   * Realm of the challenges (printable ASCII); HA1 hashes of `users` must be
+   * made for it.
+   * @default {"sluice"}
+   */
+  realm?: string;
+  /** Users, for `"basic"` and `"digest"` (required there, refused otherwise). */
+  users?: UserStore;
+  /** Tokens, for `"bearer"` (required there, refused otherwise). */
+  tokens?: string[];
+  /**
+   * For `"bearer"`: the cookie that may carry the token (for same-origin
+   * pages), or `null` to read no cookie. The token is also accepted in
+   * `Authorization: Bearer` and `?access_token=`.
+   * @default {"sluice_token"}
+   */
+  cookie?: string | null;
+}
+
+/** Defaults of {@linkcode SubscriberAuthOptions}. */
+export const DEFAULT_SUBSCRIBER_AUTH_OPTIONS: Readonly<{ realm: string; cookie: string }> = Object
+  .freeze({ realm: "sluice", cookie: "sluice_token" });
+
+/**
+ * Builds the subscriber authentication middleware for a scheme.
+ *
+ * @param options Scheme, realm, users or tokens.
+ * @returns The middleware, or `undefined` for `"none"`.
+ * @throws {TypeError} For an unknown scheme, missing or empty users (Basic,
+ * Digest) or tokens (Bearer), users or tokens given to a scheme that does not
+ * use them, or anything the underlying middleware refuses (bad realm, bad
+ * token characters).
+ * @example
+ * ```ts
+ * import { subscriberAuth } from "./hub_auth.ts";
+ * import { UserStore } from "./users.ts";
+ * const auth = subscriberAuth({
+ *   scheme: "digest",
+ *   realm: "sluice",
+ *   users: new UserStore().addPassword("admin", "s3cret"),
+ * });
+ * ```
+ */
+export function subscriberAuth(options: SubscriberAuthOptions): Middleware | undefined {
+  const { scheme, users, tokens } = options;
+  if (!SUBSCRIBER_AUTH_SCHEMES.includes(scheme)) {
+    throw new TypeError(
+      `auth scheme must be one of ${SUBSCRIBER_AUTH_SCHEMES.join(", ")}: received ${
+        JSON.stringify(scheme)
+      }`,
+    );
+  }
+  const wantsUsers = scheme === "basic" || scheme === "digest";
+  if (users !== undefined && !wantsUsers) {
+    throw new TypeError(`users are for the basic and digest schemes: scheme is ${scheme}`);
+  }
+  if (tokens !== undefined && scheme !== "bearer") {
+    throw new TypeError(`tokens are for the bearer scheme: scheme is ${scheme}`);
+  }
+  const realm = options.realm ?? DEFAULT_SUBSCRIBER_AUTH_OPTIONS.realm;
+  if (wantsUsers) {
+    if (!(users instanceof UserStore) || users.size === 0) {
+      throw new TypeError(`${scheme} auth needs at least one user`);
+    }
+    return scheme === "basic" ? basicAuth({ realm, users }) : digestAuth({ realm, users });
+  }
+  if (scheme === "bearer") {
+    if (tokens === undefined || tokens.length === 0) {
+      throw new TypeError("bearer auth needs at least one token");
+    }
+    const cookie = options.cookie === undefined
+      ? DEFAULT_SUBSCRIBER_AUTH_OPTIONS.cookie
+      : options.cookie ?? undefined;
+    return bearerAuth({ tokens, realm, cookie });
+  }
+  return undefined;
+}
+
+/**
+ * Whether an address is a loopback address.
+ *
+ * @param hostname Numeric address.
+ * @returns `true` for 127.0.0.0/8, `::1` and IPv4-mapped loopback.
+ * @example
+ * ```ts
+ * import { isLoopback } from "./hub_auth.ts";
+ * isLoopback("127.0.0.1"); // true
+ * isLoopback("192.0.2.7"); // false
+ * ```
+ */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "::1" || hostname.startsWith("127.") ||
+    hostname.startsWith("::ffff:127.");
+}
+
+/** Options of {@linkcode publisherAuth}. */
+export interface PublisherAuthOptions {
+  /**
+   * Bearer tokens publishers must send (`Authorization: Bearer <token>`;
+   * never in the URL). Without any, publishing is allowed from loopback only.
+   * @default {[]}
+   */
+  tokens?: string[];
+  /**
+   * Realm of the `401` challenge.
+   * @default {"sluice"}
+   */
+  realm?: string;
+  /**
+   * Without tokens: browser origins (besides the hub's own) whose pages may
+   * publish, e.g. the `--cors-origin` list; `"*"` allows any. A loopback
+   * request with any other `Origin` gets `403`, so a web page cannot publish
+   * through the user's browser (cross-site request forgery).
+   * @default {[]}
+   */
+  origins?: string[];
+}
+
+const FORBIDDEN_TEXT = { "Content-Type": "text/plain; charset=utf-8" };
+
+/**
+ * Builds the middleware that guards publishing. With tokens, it is
+ * {@linkcode bearerAuth} with the token accepted in the header only (`401`
+ * without a valid one). Without tokens, only loopback peers may publish
+ * (`403` for others), and a request from a browser page of another origin
+ * (an `Origin` header that is neither the hub's own nor in `origins`) gets
+ * `403` as well.
+ *
+ * @param options Tokens, realm and allowed browser origins.
+ * @returns The middleware.
+ * @throws {TypeError} If a token is invalid or repeated, or the realm is not
+ * printable ASCII.
+ * @example
+ * ```ts
+ * import { publisherAuth } from "./hub_auth.ts";
+ * const guard = publisherAuth({ tokens: ["pub-7f3a9c"] });
+ * ```
+ */
+export function publisherAuth(options: PublisherAuthOptions = {}): Middleware {
+  const tokens = options.tokens ?? [];
+  if (tokens.length > 0) {
+    return bearerAuth({
+      tokens: tokens.map((token, i) => ({ name: `publisher-${i + 1}`, token })),
+      realm: options.realm ?? DEFAULT_SUBSCRIBER_AUTH_OPTIONS.realm,
+      queryParam: null,
+    });
+  }
+  const origins = new Set((options.origins ?? []).map((o) => o === "*" ? o : new URL(o).origin));
+  const forbidden = (why: string): HttpResponse => ({
+    status: 403,
+    headers: FORBIDDEN_TEXT,
+    body: `Forbidden: ${why}\n`,
+  });
+  return (req: HttpRequest) => {
+    if (!isLoopback(req.remoteAddr.hostname)) {
+      return forbidden("publishing is allowed from loopback only");
+    }
+    const origin = req.headers.get("origin");
+    if (origin !== undefined && !origins.has("*") && !origins.has(origin)) {
+      const host = req.headers.get("host");
+      const own = host !== undefined && origin === `${req.secure ? "https" : "http"}://${host}`;
+      if (!own) return forbidden("publishing from a page of this origin is not allowed");
+    }
+    return undefined;
+  };
+}
+
+/**
+ * Wraps authentication middleware so each refusal calls `onFailure`: every
+ * `403`, and every `401` to a request that carried credentials (an
+ * `Authorization` header, an `access_token` query parameter or a `Cookie`).
+ * A `401` to a request without any is the challenge every Basic or Digest
+ * login starts with, and is not counted.
+ *
+ * @param mw The authentication middleware.
+ * @param onFailure Called once per refusal.
+ * @returns The wrapped middleware.
+ * @example
+ * ```ts
+ * import { bearerAuth } from "./auth_bearer.ts";
+ * import { countAuthFailures } from "./hub_auth.ts";
+ * let failures = 0;
+ * const auth = countAuthFailures(bearerAuth({ tokens: ["t0ken"] }), () => failures++);
+ * ```
+ */
+export function countAuthFailures(mw: Middleware, onFailure: () => void): Middleware {
+  const check = (req: HttpRequest, res: HttpResponse | undefined): HttpResponse | undefined => {
+    if (
+      res !== undefined &&
+      (res.status === 403 ||
+        (res.status === 401 &&
+          (req.headers.has("authorization") || req.query.has("access_token") ||
+            req.headers.has("cookie"))))
+    ) {
+      onFailure();
+    }
+    return res;
+  };
+  return (req, responseHeaders) => {
+    const res = mw(req, responseHeaders);
+    return res instanceof Promise ? res.then((r) => check(req, r)) : check(req, res);
+  };
+}
