@@ -112,6 +112,13 @@ const FLAGS: Record<string, Flag> = {
     default: "disconnect",
     help: "over budget: disconnect (client replays on reconnect) or drop (skip, then sluice.gap)",
   },
+  "max-pending-heads": {
+    type: "string",
+    env: "SLUICE_MAX_PENDING_HEADS",
+    default: "512",
+    help: "connections at once still sending their request (slowloris cap); past it the " +
+      "longest-trickling one gets 503",
+  },
   "write-timeout": {
     type: "string",
     env: "SLUICE_WRITE_TIMEOUT",
@@ -264,6 +271,7 @@ function deliveryOptions(values: Record<string, unknown>): HubOptions {
     history,
     historyBytes,
     maxPendingBytes: intFlag(values, "max-pending-bytes", 1),
+    maxPendingHeads: intFlag(values, "max-pending-heads", 1),
     slowConsumer: choiceFlag(values, "slow-consumer", ["disconnect", "drop"] as const),
     writeTimeout: intFlag(values, "write-timeout", 0),
     busy: choiceFlag(values, "busy", ["503", "retry"] as const),

@@ -21,6 +21,7 @@
  */
 
 export {
+  type BusyPolicy,
   DEFAULT_SERVER_OPTIONS,
   type Logger,
   type LogLevel,
@@ -36,6 +37,8 @@ export {
   DEFAULT_CHANNEL,
   EventSource,
   type EventSourceOptions,
+  type PublishOptions,
+  PublishRejectedError,
   type SendAsyncOptions,
   type SendOptions,
   type SourceHost,
@@ -50,6 +53,7 @@ export type {
 export {
   type CloseReason,
   type FreeContext,
+  type GapNotice,
   Session,
   type SessionLimits,
   type SessionSocket,
@@ -64,6 +68,25 @@ export {
   type SessionTableStats,
 } from "./sessions/session_table.ts";
 export { MessageQueue, type MessageQueueStats } from "./queue/message_queue.ts";
+export {
+  DEFAULT_HISTORY_OPTIONS,
+  DuplicateEventIdError,
+  encodeGapEvent,
+  GAP_EVENT,
+  type HistoryInput,
+  type HistoryOptions,
+  type HistoryReplay,
+  type HistoryStore,
+  type MaybePromise,
+  MemoryHistory,
+  type StoredEvent,
+} from "./queue/history.ts";
+export {
+  DEFAULT_SQLITE_HISTORY_OPTIONS,
+  SqliteHistory,
+  type SqliteHistoryOptions,
+  type SqliteSync,
+} from "./queue/sqlite_history.ts";
 export {
   encodeComment,
   encodeEvent,

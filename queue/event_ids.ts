@@ -121,3 +121,22 @@ export function withEventId(id: string, block: Uint8Array): Uint8Array {
   out.set(block, line.length);
   return out;
 }
+
+/**
+ * Encodes a block that only sets the client's last event id: `id: <id>` and a
+ * blank line. A browser dispatches no event for it (there is no data) but
+ * keeps the id, so a stream cut before its first event still resumes from
+ * where it started instead of losing what was published meanwhile.
+ *
+ * @param id The id; it must not contain CR, LF or NUL.
+ * @returns The encoded block.
+ *
+ * @example
+ * ```ts
+ * import { encodeLastEventId } from "./event_ids.ts";
+ * new TextDecoder().decode(encodeLastEventId("41")); // "id: 41\n\n"
+ * ```
+ */
+export function encodeLastEventId(id: string): Uint8Array {
+  return encoder.encode(`id: ${id}\n\n`);
+}

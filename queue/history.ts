@@ -102,13 +102,31 @@ export interface HistoryStore {
   close(): MaybePromise<void>;
 }
 
-/** Thrown by {@linkcode HistoryStore.append} when a publisher's id is taken. */
+/**
+ * Thrown by {@linkcode HistoryStore.append} when a publisher's id is taken.
+ * The hub's publish API answers it with `409 Conflict`.
+ *
+ * @example
+ * ```ts
+ * import { DuplicateEventIdError, MemoryHistory } from "./history.ts";
+ * const h = new MemoryHistory();
+ * const bytes = new TextEncoder().encode("id: a\ndata: x\n\n");
+ * h.append("c", { id: "a", bytes });
+ * try {
+ *   h.append("c", { id: "a", bytes });
+ * } catch (err) {
+ *   if (err instanceof DuplicateEventIdError) console.log(err.id); // "a"
+ * }
+ * ```
+ */
 export class DuplicateEventIdError extends Error {
   /** The channel. */
   readonly channel: string;
   /** The id that is already retained. */
   readonly id: string;
   /**
+   * Creates the error.
+   *
    * @param channel The channel.
    * @param id The duplicate id.
    */
@@ -120,7 +138,19 @@ export class DuplicateEventIdError extends Error {
   }
 }
 
-/** The event type of gap notices. A browser listens with `addEventListener("sluice.gap", ...)`. */
+/**
+ * The event type of gap notices.
+ *
+ * @example
+ * ```js
+ * // In a browser: resync when events were missed.
+ * const es = new EventSource("/events/orders");
+ * es.addEventListener("sluice.gap", (e) => {
+ *   const { lastEventId, earliest } = JSON.parse(e.data);
+ *   console.log(`missed events after ${lastEventId}; history starts at ${earliest}`);
+ * });
+ * ```
+ */
 export const GAP_EVENT = "sluice.gap";
 
 /**
@@ -258,6 +288,8 @@ export class MemoryHistory implements HistoryStore {
   #seq = 0;
 
   /**
+   * Creates an empty history.
+   *
    * @param options Retention limits and the first id.
    * @throws {RangeError} When a limit is not a positive integer.
    */

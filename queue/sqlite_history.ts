@@ -46,9 +46,17 @@ export const DEFAULT_SQLITE_HISTORY_OPTIONS = {
 /** SQLite's extended result code for a UNIQUE constraint violation. */
 const SQLITE_CONSTRAINT_UNIQUE = 2067;
 
+/** How far ahead `meta.max_id` is written, so that it is rewritten once per this many ids. */
+const ID_RESERVE = 1024;
+
+/** Version of the file layout, in `PRAGMA user_version`. */
+const SCHEMA_VERSION = 1;
+
+// `seq` is the rowid, so it only grows: the newest event of a channel is never
+// dropped, hence the largest rowid is never deleted and never reused.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  seq INTEGER PRIMARY KEY,
   channel TEXT NOT NULL,
   id TEXT NOT NULL,
   bytes BLOB NOT NULL,
@@ -129,6 +137,8 @@ export class SqliteHistory implements HistoryStore, Disposable {
   readonly #evict: StatementSync;
   readonly #setEvicted: StatementSync;
   readonly #setMaxId: StatementSync;
+  /** Ids up to this one are covered by `meta.max_id` (written in steps, not per event). */
+  #reservedId = -1;
   readonly #findSeq: StatementSync;
   readonly #after: StatementSync;
   readonly #idAt: StatementSync;
@@ -162,7 +172,13 @@ export class SqliteHistory implements HistoryStore, Disposable {
       db.exec("PRAGMA locking_mode = EXCLUSIVE");
       db.exec("PRAGMA journal_mode = WAL");
       db.exec(`PRAGMA synchronous = ${sync.toUpperCase()}`);
+      const version = (db.prepare("PRAGMA user_version").get() as { user_version: number })
+        .user_version;
+      if (version !== 0 && version !== SCHEMA_VERSION) {
+        throw new Error(`${path}: unknown history file version ${version}`);
+      }
       db.exec(SCHEMA);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       this.#insert = db.prepare("INSERT INTO events (channel, id, bytes) VALUES (?, ?, ?)");
       this.#evict = db.prepare("DELETE FROM events WHERE channel = ? AND seq <= ?");
       this.#setEvicted = db.prepare(
@@ -207,7 +223,10 @@ export class SqliteHistory implements HistoryStore, Disposable {
     const maxId = this.#db.prepare("SELECT value FROM meta WHERE key = 'max_id'").get() as
       | { value: number }
       | undefined;
-    if (maxId !== undefined) this.#ids.observe(String(maxId.value));
+    if (maxId !== undefined) {
+      this.#ids.observe(String(maxId.value));
+      this.#reservedId = maxId.value;
+    }
   }
 
   #index(channel: string): ChannelIndex {
@@ -263,11 +282,18 @@ export class SqliteHistory implements HistoryStore, Disposable {
           seq = Number(this.#insert.run(channel, id, bytes).lastInsertRowid);
           this.#evict.run(channel, upTo);
           this.#setEvicted.run(channel, upTo);
-          this.#setMaxId.run(this.#ids.peek - 1);
+          // Dropped rows take their ids with them: meta.max_id stays above
+          // every id handed out, reserved in steps of ID_RESERVE.
+          if (this.#ids.peek - 1 > this.#reservedId) {
+            this.#setMaxId.run(this.#ids.peek - 1 + ID_RESERVE);
+          }
           this.#db.exec("COMMIT");
         } catch (err) {
           this.#db.exec("ROLLBACK");
           throw err;
+        }
+        if (this.#ids.peek - 1 > this.#reservedId) {
+          this.#reservedId = this.#ids.peek - 1 + ID_RESERVE;
         }
         ch.head += evict;
         ch.evictedSeq = upTo;

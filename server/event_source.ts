@@ -45,11 +45,27 @@ export interface PublishOptions extends SendOptions {
  * Thrown by {@linkcode EventSource.publish} when the event was not accepted:
  * `"queue-full"` (back-pressure; try again later) or `"closed"` (the source or
  * the server is stopping).
+ *
+ * @example
+ * ```ts
+ * import { PublishRejectedError, serve } from "../mod.ts";
+ * await using server = serve({ port: 0, queueSize: 1 });
+ * const events = server.eventSource("/events");
+ * try {
+ *   await events.publish("x");
+ * } catch (err) {
+ *   if (err instanceof PublishRejectedError) console.log(err.reason); // "queue-full"
+ * }
+ * ```
  */
 export class PublishRejectedError extends Error {
   /** Why the event was refused. */
   readonly reason: "queue-full" | "closed";
-  /** @param reason Why the event was refused. */
+  /**
+   * Creates the error.
+   *
+   * @param reason Why the event was refused.
+   */
   constructor(reason: "queue-full" | "closed") {
     super(reason === "queue-full" ? "event queue is full" : "event source is closed");
     this.name = "PublishRejectedError";
@@ -252,10 +268,15 @@ export class EventSource {
    * Broadcasts an event to every client of a channel, through the bounded queue.
    * Never blocks.
    *
+   * With history on, the event is recorded (and given an id if it has none)
+   * before this returns; with a file store, it is on disk.
+   *
    * @param data Event data (split into `data:` lines on CR, LF, CRLF).
    * @param options Event type, id, retry and channel.
    * @returns `false` when the queue is full (back-pressure) or the source is closed.
    * @throws {InvalidEventError} When a field is invalid; nothing is sent.
+   * @throws {DuplicateEventIdError} When `options.id` is already used in the
+   * channel (synchronous stores); nothing is sent.
    */
   send(data: string, options: SendOptions = {}): boolean {
     if (this.#closed) return false;

@@ -143,7 +143,9 @@ export function startHub(options: HubOptions = {}): Hub {
     ? new DemoSensors((change) => {
       publish("sensors", sensorStateJson(change), {
         event: "event",
-        id: String(++demoId),
+        // With history on, the server numbers events (and keeps numbering past
+        // a restart on a history file, where 1, 2, 3... would already be taken).
+        id: historyOn ? undefined : String(++demoId),
       });
     }, options.demo === true ? {} : options.demo)
     : undefined;

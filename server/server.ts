@@ -8,6 +8,7 @@
 
 import type { EventFields } from "../queue/encode_event.ts";
 import { encodeComment, encodeRetry } from "../queue/encode_event.ts";
+import { encodeLastEventId } from "../queue/event_ids.ts";
 import { fanOut } from "../queue/fan_out.ts";
 import {
   encodeGapEvent,
@@ -92,7 +93,8 @@ export interface ServerOptions {
   historyBytes?: number;
   /**
    * The history store: e.g. a `SqliteHistory` so that history survives
-   * restarts, or any {@linkcode HistoryStore}. The server closes it when it stops.
+   * restarts, or any {@linkcode HistoryStore}. The server names a channel's
+   * history `<source path>#<channel>` in it, and closes it when it stops.
    * @default {new MemoryHistory({ maxEvents: history, maxBytes: historyBytes })}
    */
   historyStore?: HistoryStore;
@@ -796,6 +798,8 @@ export class SluiceServer implements AsyncDisposable {
       if (!this.#secure) {
         try {
           (conn as Deno.TcpConn).setNoDelay(true);
+          // TCP keep-alive probes find a peer that vanished from an idle socket (ETIMEDOUT).
+          (conn as Deno.TcpConn).setKeepAlive(true);
         } catch {
           // Not a TCP socket (or already gone): nothing to tune.
         }
@@ -1274,6 +1278,11 @@ export class SluiceServer implements AsyncDisposable {
     const parts: Uint8Array[] = [head];
     // The position the client is at once this block is written.
     let position = lastId === undefined || replay.gap ? replay.latest ?? undefined : lastId;
+    if (lastId === undefined && position !== undefined) {
+      // No backlog, but a resume point: cut before its first event, the
+      // client still comes back with an id and misses nothing.
+      parts.push(encodeLastEventId(position));
+    }
     if (lastId !== undefined) {
       this.#replays++;
       if (replay.gap) {
@@ -1439,6 +1448,7 @@ export class SluiceServer implements AsyncDisposable {
       reason,
       events: session.eventsSent,
       bytes: session.bytesSent,
+      error: session.closeError === undefined ? undefined : String(session.closeError),
     });
     try {
       source?.detachSession(session, reason);
@@ -1538,7 +1548,7 @@ function isDisconnect(err: unknown): boolean {
   return err instanceof Deno.errors.BrokenPipe || err instanceof Deno.errors.ConnectionReset ||
     err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.BadResource ||
     err instanceof Deno.errors.NotConnected || err instanceof Deno.errors.Interrupted ||
-    err instanceof Deno.errors.UnexpectedEof;
+    err instanceof Deno.errors.UnexpectedEof || err instanceof Deno.errors.TimedOut;
 }
 
 /**

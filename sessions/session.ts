@@ -106,6 +106,8 @@ export class Session {
   context: unknown = undefined;
   /** Why the session ended, once it has. */
   closeReason: CloseReason | undefined;
+  /** The error of the failed write that ended the session (`"write-error"`), for the logs. */
+  closeError: unknown = undefined;
 
   #socket: SessionSocket;
   #limits: SessionLimits;
@@ -246,8 +248,9 @@ export class Session {
         if (this.#backlog.length === 0) break;
         buf = this.#takeBacklog();
       }
-    } catch {
+    } catch (err) {
       // Any failed send ends only this session (BrokenPipe, ConnectionReset, BadResource...).
+      if (this.closeReason === undefined) this.closeError = err;
       this.close(this.closeReason ?? "write-error");
       return;
     } finally {

@@ -97,6 +97,7 @@ class Example implements AsyncDisposable {
     if (rest) this.lines.push(rest);
     this.#openPipes--;
     this.#changed.resolve();
+    this.#changed = Promise.withResolvers<void>();
   }
 
   /** Waits for an output line matching `re`; returns the match. */

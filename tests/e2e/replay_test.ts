@@ -46,16 +46,41 @@ Deno.test("?lastEventId= on the first connect replays like the header", async ()
   assert.deepEqual(got.map((e) => [e.data, e.lastEventId]), [["a4", "4"]]);
 });
 
+Deno.test("an event published while the stream opens is delivered once, not replayed and sent live", async () => {
+  await using server = testServer({ historyStore: new MemoryHistory({ firstId: 1 }) });
+  const events = server.eventSource("/events", {
+    // Runs inside the open, with no await before the replay is read.
+    channels: () => {
+      events.send("during the open");
+      return ["default"];
+    },
+  });
+  await events.publish("before");
+  const s = await subscribe(server.addr.port, "/events", { "Last-Event-ID": "1" });
+  await using _c = s.client;
+  events.send("after");
+  const got = await readEvents(s, 2);
+  assert.deepEqual(got.map((e) => [e.data, e.lastEventId]), [
+    ["during the open", "2"],
+    ["after", "3"],
+  ]);
+});
+
 Deno.test("a new subscriber without an id gets only new events, no backlog", async () => {
   await using server = testServer();
   const events = server.eventSource("/events");
   for (let i = 0; i < 50; i++) events.send(`old ${i}`);
+  const latest = await events.publish("latest");
   const s = await subscribe(server.addr.port, "/events");
   await using _c = s.client;
+  // No backlog, only the resume point: a block with the latest id and no data.
+  await within(s.client.readUntil((b) => b.includes("\n\n")), "resume point");
+  assert.equal(s.client.buffer, `id: ${latest}\n\n`);
   events.send("new");
   const got = await readEvents(s, 1);
   assert.deepEqual(dataOf(got), ["new"]);
   assert.ok(/^[0-9]+$/.test(got[0].lastEventId), "the server assigned a numeric id");
+  assert.ok(BigInt(got[0].lastEventId) > BigInt(latest!));
   assert.equal(server.stats.eventsReplayed, 0);
 });
 

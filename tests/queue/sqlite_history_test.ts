@@ -66,7 +66,8 @@ Deno.test("SqliteHistory: ids continue past dropped ones after a restart", () =>
   first.close();
   const again = new SqliteHistory(f.path, { maxEvents: 1, firstId: 1 });
   try {
-    assert.equal(again.append("b", { bytes: encodeEvent("y") }).id, "778");
+    const next = Number(again.append("b", { bytes: encodeEvent("y") }).id);
+    assert.ok(next > 777, `${next} > 777`);
   } finally {
     again.close();
   }
