@@ -20,6 +20,8 @@ export class InvalidEventError extends Error {
   /** The offending field: `event`, `id`, `retry` or `comment`. */
   readonly field: string;
   /**
+   * Creates the error.
+   *
    * @param field The offending field.
    * @param message What was wrong.
    */

@@ -40,6 +40,8 @@ export class MessageQueue<T> {
   #onItem: (() => void) | undefined;
 
   /**
+   * Creates an empty queue.
+   *
    * @param capacity Maximum number of queued items, a positive integer.
    * @param onItem Called (synchronously) after each accepted push, to schedule a drain.
    * @throws {RangeError} When `capacity` is not a positive integer.

@@ -19,7 +19,11 @@ import {
 export class SessionTableFullError extends Error {
   /** The table's capacity. */
   readonly capacity: number;
-  /** @param capacity The table's capacity. */
+  /**
+   * Creates the error.
+   *
+   * @param capacity The table's capacity.
+   */
   constructor(capacity: number) {
     super(`session table is full: ${capacity} of ${capacity} sessions open`);
     this.name = "SessionTableFullError";
@@ -112,6 +116,8 @@ export class SessionTable {
   };
 
   /**
+   * Creates an empty table.
+   *
    * @param capacity Most sessions open at once, a positive integer.
    * @param options Budget, slow-consumer policy and close hook.
    * @throws {RangeError} When an option is out of range.
