@@ -12,7 +12,7 @@
   const EPS_WINDOW_MS = 5000;
   const EPS_REFRESH_MS = 500;
 
-  const CHART = { width: 640, height: 200, left: 44, right: 10, top: 10, bottom: 22 };
+  const CHART = { width: 640, height: 200, left: 52, right: 10, top: 10, bottom: 22 };
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const el = (id) => document.getElementById(id);
@@ -198,7 +198,7 @@
         x: CHART.left - 6,
         y: y(v) + 4,
         "text-anchor": "end",
-      }, show(v)));
+      }, show(Math.round(v))));
     }
     nodes.push(svg("text", {
       class: "axis-label",
