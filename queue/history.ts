@@ -198,12 +198,21 @@ export interface HistoryOptions {
    * @default {Date.now() * 1000}
    */
   firstId?: number;
+  /**
+   * Most channels with retained events. Appending to a new channel past it
+   * drops the channel appended to least recently, whole (its clients get
+   * `sluice.gap` if they reconnect), so memory stays bounded however many
+   * channel names publishers use.
+   * @default {10000}
+   */
+  maxChannels?: number;
 }
 
 /** Defaults of {@linkcode HistoryOptions}. */
 export const DEFAULT_HISTORY_OPTIONS = {
   maxEvents: 1000,
   maxBytes: 1024 * 1024,
+  maxChannels: 10_000,
 } as const;
 
 interface Entry extends SeqEvent {
@@ -283,6 +292,7 @@ class ChannelLog {
 export class MemoryHistory implements HistoryStore {
   readonly #maxEvents: number;
   readonly #maxBytes: number;
+  readonly #maxChannels: number;
   readonly #ids: EventIdSequence;
   readonly #channels = new Map<string, ChannelLog>();
   #seq = 0;
@@ -301,7 +311,17 @@ export class MemoryHistory implements HistoryStore {
     );
     this.#maxEvents = limits.maxEvents;
     this.#maxBytes = limits.maxBytes;
+    const maxChannels = options.maxChannels ?? d.maxChannels;
+    if (!Number.isSafeInteger(maxChannels) || maxChannels < 1) {
+      throw new RangeError(`maxChannels must be a positive integer: received ${maxChannels}`);
+    }
+    this.#maxChannels = maxChannels;
     this.#ids = new EventIdSequence(options.firstId ?? clockFloorId());
+  }
+
+  /** Number of channels with retained events. */
+  get channels(): number {
+    return this.#channels.size;
   }
 
   /** Number of events retained, over all channels. */
@@ -321,7 +341,16 @@ export class MemoryHistory implements HistoryStore {
    */
   append(channel: string, event: HistoryInput): StoredEvent {
     let log = this.#channels.get(channel);
-    if (log === undefined) this.#channels.set(channel, log = new ChannelLog());
+    if (log === undefined) {
+      if (this.#channels.size >= this.#maxChannels) {
+        // Map order is append recency (see below): the first key is the stalest channel.
+        this.#channels.delete(this.#channels.keys().next().value!);
+      }
+      log = new ChannelLog();
+    } else {
+      this.#channels.delete(channel);
+    }
+    this.#channels.set(channel, log);
     let id = event.id;
     let bytes = event.bytes;
     if (id === undefined) {

@@ -36,3 +36,21 @@ Deno.test("withEventId prepends an id line", () => {
   const out = withEventId("7", new TextEncoder().encode("event: t\ndata: x\n\n"));
   assert.equal(new TextDecoder().decode(out), "id: 7\nevent: t\ndata: x\n\n");
 });
+
+Deno.test("MemoryHistory keeps at most maxChannels channels, dropping the least recently appended", () => {
+  const enc = new TextEncoder();
+  const h = new MemoryHistory({ maxChannels: 3, firstId: 1 });
+  const a = h.append("a", { bytes: enc.encode("data: a\n\n") });
+  h.append("b", { bytes: enc.encode("data: b\n\n") });
+  h.append("c", { bytes: enc.encode("data: c\n\n") });
+  h.append("a", { bytes: enc.encode("data: a2\n\n") }); // "a" is now the freshest
+  h.append("d", { bytes: enc.encode("data: d\n\n") }); // evicts "b"
+  assert.equal(h.channels, 3);
+  assert.equal(h.since(["a"], a.id).events.length, 1, "channel a kept");
+  const b = h.since(["b"], undefined);
+  assert.equal(b.latest, null, "channel b was dropped whole");
+  assert.throws(
+    () => new MemoryHistory({ maxChannels: 0 }),
+    /maxChannels must be a positive integer: received 0/,
+  );
+});
