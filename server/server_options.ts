@@ -1,0 +1,249 @@
+/**
+ * The server's options, their defaults (one block, like
+ * `HTTPD_DEFAULT_CONFIG`), the logger hook, the counters it exposes, and the
+ * checks applied to options at construction.
+ *
+ * @module
+ */
+
+import type { HistoryStore } from "../queue/history.ts";
+import type { MessageQueueStats } from "../queue/message_queue.ts";
+import type { SlowConsumerPolicy } from "../sessions/session.ts";
+import type { SessionTableStats } from "../sessions/session_table.ts";
+import { DEFAULT_REQUEST_LIMITS } from "./request_parser.ts";
+import { checkReasonPhrase } from "./response_head.ts";
+
+/** Severity of a log record. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/**
+ * Receives the server's log records. Library code never prints; the CLI
+ * supplies a logger that does.
+ */
+export type Logger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+
+/** Options of {@linkcode serve}. Every default is in {@linkcode DEFAULT_SERVER_OPTIONS}. */
+export interface ServerOptions {
+  /** TCP port; `0` picks a free one. @default {8080} */
+  port?: number;
+  /** Address to listen on. @default {"0.0.0.0"} */
+  hostname?: string;
+  /** PEM certificate chain; with `key`, the server listens with TLS. */
+  cert?: string;
+  /** PEM private key for `cert`. */
+  key?: string;
+  /** Capacity of the session table: most event streams at once. @default {1024} */
+  maxClients?: number;
+  /** Most sockets at once, streams and plain requests together. @default {maxClients + 256} */
+  maxConnections?: number;
+  /** Capacity of the message queue. @default {1024} */
+  queueSize?: number;
+  /** Seconds between keep-alive comments on each stream; `0` turns them off. @default {15} */
+  keepAlive?: number;
+  /** Reconnection delay (ms) sent as `retry:` first on every stream. */
+  retry?: number;
+  /** Most bytes queued for one stream before the slow-consumer policy applies. @default {1048576} */
+  maxPendingBytes?: number;
+  /**
+   * Over budget: `"disconnect"` the stream (close reason `"slow-consumer"`;
+   * the client reconnects and replays from history) or `"drop"` events (the
+   * stream stays; once it has caught up it gets a `sluice.gap` event).
+   * @default {"disconnect"}
+   */
+  slowConsumer?: SlowConsumerPolicy;
+  /**
+   * Milliseconds a socket write may stay in flight (the client not reading)
+   * before the session is closed as `"slow-consumer"`; `0`: no deadline.
+   * @default {0}
+   */
+  writeTimeout?: number;
+  /**
+   * Events kept per channel in memory for `Last-Event-ID` replay; `0` turns
+   * history (and server-assigned ids) off. Ignored when `historyStore` is given.
+   * @default {1000}
+   */
+  history?: number;
+  /** Bytes of events kept per channel in memory (see `history`). @default {1048576} */
+  historyBytes?: number;
+  /**
+   * The history store: e.g. a `SqliteHistory` so that history survives
+   * restarts, or any {@linkcode HistoryStore}. The server names a channel's
+   * history `<source path>#<channel>` in it, and closes it when it stops.
+   * @default {new MemoryHistory({ maxEvents: history, maxBytes: historyBytes })}
+   */
+  historyStore?: HistoryStore;
+  /**
+   * When the session table is full: `"503"` answers `503` (a browser's
+   * `EventSource` then stops for good); `"retry"` answers `200
+   * text/event-stream` with a jittered `retry:` (around `retryAfter` seconds)
+   * and closes, so browsers keep retrying.
+   * @default {"503"}
+   */
+  busy?: BusyPolicy;
+  /** Longest request line in bytes (414). @default {8192} */
+  maxRequestLine?: number;
+  /** Largest request head in bytes (431). @default {16384} */
+  maxHeadBytes?: number;
+  /** Most request header fields (431). @default {100} */
+  maxHeaders?: number;
+  /** Largest request body in bytes (413). @default {1048576} */
+  maxBodyBytes?: number;
+  /** Milliseconds to receive a whole request head (and body) before 408. @default {10000} */
+  headerTimeout?: number;
+  /**
+   * Most connections at once still receiving a request head (or body): the
+   * slowloris cap. A connection counts once a read leaves its request
+   * incomplete, or once it has sent nothing for `min(1 s, headerTimeout / 4)`;
+   * one that sends its whole request at once never counts. Past the cap, the
+   * connection counted longest is answered `503` and closed, counted in
+   * `stats.connectionsClosed["pending-heads-full"]`.
+   * @default {512}
+   */
+  maxPendingHeads?: number;
+  /** Milliseconds an idle keep-alive connection (no stream) stays open. @default {30000} */
+  idleTimeout?: number;
+  /** Seconds a client should wait after a 503 (`Retry-After`). @default {5} */
+  retryAfter?: number;
+  /**
+   * Reason phrase of the `503` sent when the session table or `maxConnections`
+   * is full, e.g. ESP-IDF's `"Server Busy"`.
+   * @default {"Service Unavailable"}
+   */
+  busyStatusText?: string;
+  /** Milliseconds `shutdown()` waits for queued events to flush. @default {5000} */
+  shutdownTimeout?: number;
+  /** Receives log records. */
+  logger?: Logger;
+  /** Called once listening. */
+  onListen?: (addr: Deno.NetAddr) => void;
+}
+
+/** How a full session table answers a new stream: `503`, or `200` with a `retry:`. */
+export type BusyPolicy = "503" | "retry";
+
+/** Defaults of {@linkcode ServerOptions}, like `HTTPD_DEFAULT_CONFIG`. */
+export const DEFAULT_SERVER_OPTIONS = {
+  port: 8080,
+  hostname: "0.0.0.0",
+  maxClients: 1024,
+  queueSize: 1024,
+  keepAlive: 15,
+  maxPendingBytes: 1024 * 1024,
+  slowConsumer: "disconnect" as SlowConsumerPolicy,
+  writeTimeout: 0,
+  history: 1000,
+  historyBytes: 1024 * 1024,
+  busy: "503" as BusyPolicy,
+  maxRequestLine: DEFAULT_REQUEST_LIMITS.maxRequestLine,
+  maxHeadBytes: DEFAULT_REQUEST_LIMITS.maxHeadBytes,
+  maxHeaders: DEFAULT_REQUEST_LIMITS.maxHeaders,
+  maxBodyBytes: DEFAULT_REQUEST_LIMITS.maxBodyBytes,
+  headerTimeout: 10_000,
+  maxPendingHeads: 512,
+  idleTimeout: 30_000,
+  retryAfter: 5,
+  busyStatusText: "Service Unavailable",
+  shutdownTimeout: 5_000,
+} as const;
+
+/** Counters of a server, read through `server.stats`. */
+export interface ServerStats {
+  /** Sockets open now (streams and plain requests). */
+  readonly connections: number;
+  /** Sockets accepted since start. */
+  readonly accepted: number;
+  /** Sockets refused at once because `maxConnections` was reached. */
+  readonly connectionsRefused: number;
+  /**
+   * Sockets counted against `maxPendingHeads` now: receiving a request head
+   * or body that a read left incomplete, or silent past a short grace period.
+   */
+  readonly pendingHeads: number;
+  /**
+   * Sockets ended, by reason; once no socket is open, the counts add up to
+   * `accepted`. A socket that carried an event stream counts as `"stream"`;
+   * its session's own reason is in `sessions.closed`.
+   */
+  readonly connectionsClosed: Readonly<Record<ConnectionCloseReason, number>>;
+  /** The session table's counters (open, capacity, rejected, closed by reason). */
+  readonly sessions: SessionTableStats;
+  /** The queue's counters and depth. */
+  readonly queue: MessageQueueStats & { readonly depth: number; readonly capacity: number };
+  /** Events taken from the queue and fanned out. */
+  readonly eventsPublished: number;
+  /** Event copies accepted by sessions (one per recipient). */
+  readonly eventsDelivered: number;
+  /** Event copies refused by sessions (closed or over budget). */
+  readonly eventsDropped: number;
+  /** Streams opened with a `Last-Event-ID` (or `?lastEventId=`). */
+  readonly replays: number;
+  /** Events written from history to reconnecting streams. */
+  readonly eventsReplayed: number;
+  /** `sluice.gap` events sent: unknown or expired ids, and holes under the `drop` policy. */
+  readonly gapsSent: number;
+  /** Sessions closed because a write stayed in flight longer than `writeTimeout`. */
+  readonly writeTimeouts: number;
+  /** Streams answered with a `retry:` and closed under `busy: "retry"`. */
+  readonly softRejected: number;
+  /** Bytes written to event streams, open and closed. */
+  readonly bytesWritten: number;
+  /** Requests answered with an error status, by status. */
+  readonly httpErrors: Readonly<Record<number, number>>;
+  /** Requests served (plain routes and stream opens). */
+  readonly requests: number;
+  /** Milliseconds since the server started. */
+  readonly uptimeMs: number;
+}
+
+/**
+ * Why a socket ended: `"response-sent"` (answered, then closed as the request
+ * asked or as HTTP/1.0 implies), `"client-closed"` (the peer closed or reset it
+ * before or between requests), `"bad-request"` (a malformed or over-limit
+ * request was answered 4xx/5xx), `"header-timeout"` (no whole request within
+ * `headerTimeout`: 408), `"idle-timeout"` (an idle keep-alive socket),
+ * `"pending-heads-full"` (made room for a newer socket under `maxPendingHeads`:
+ * 503), `"too-many-connections"` (refused under `maxConnections`: 503),
+ * `"write-error"` (a response could not be written), `"stream"` (it carried an
+ * event stream), `"shutdown"` (the server stopped), `"error"` (an unexpected
+ * failure, logged at level `error`).
+ */
+export type ConnectionCloseReason =
+  | "response-sent"
+  | "client-closed"
+  | "bad-request"
+  | "header-timeout"
+  | "idle-timeout"
+  | "pending-heads-full"
+  | "too-many-connections"
+  | "write-error"
+  | "stream"
+  | "shutdown"
+  | "error";
+
+/** Checks a `busy` option value. */
+export function busyPolicy(value: string): BusyPolicy {
+  if (value !== "503" && value !== "retry") {
+    throw new RangeError(`busy must be "503" or "retry": received ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Checks a reason phrase option (e.g. `busyStatusText`). */
+export function reasonPhrase(name: string, value: string): string {
+  try {
+    return checkReasonPhrase(value);
+  } catch {
+    throw new TypeError(
+      `${name} must be tab, space or visible ASCII: received ${JSON.stringify(value)}`,
+    );
+  }
+}
+
+/** Checks an integer option, naming it and the received value in the error. */
+export function positiveInt(name: string, value: number, min = 1): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    const what = min === 0 ? "a non-negative integer" : "a positive integer";
+    throw new RangeError(`${name} must be ${what}: received ${value}`);
+  }
+  return value;
+}
