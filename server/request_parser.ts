@@ -193,6 +193,8 @@ export function parseRequestHead(
         throw new HttpError(400, "Bad Request: conflicting Content-Length");
       }
       contentLength = value;
+    } else if (key === "host" && headers.has("host")) {
+      throw new HttpError(400, "Bad Request: more than one Host header");
     }
     const prev = headers.get(key);
     headers.set(key, prev === undefined ? value : `${prev}, ${value}`);

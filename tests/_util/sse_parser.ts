@@ -25,8 +25,9 @@ export class SseParser {
   readonly comments: string[] = [];
   /** Last `retry` value set, if any. */
   retry: number | undefined;
-  /** Current last event id. */
+  /** The last event id string: set from the id buffer when a block is dispatched. */
   lastEventId = "";
+  #idBuffer = "";
   #buf = "";
   #data: string[] | undefined;
   #type = "";
@@ -57,6 +58,8 @@ export class SseParser {
 
   #line(line: string): void {
     if (line === "") {
+      // WHATWG: dispatch first sets the last event ID string, even for a block without data.
+      this.lastEventId = this.#idBuffer;
       if (this.#data !== undefined) {
         this.events.push({
           type: this.#type || "message",
@@ -79,7 +82,7 @@ export class SseParser {
     if (field === "data") (this.#data ??= []).push(value);
     else if (field === "event") this.#type = value;
     else if (field === "id") {
-      if (!value.includes("\0")) this.lastEventId = value;
+      if (!value.includes("\0")) this.#idBuffer = value;
     } else if (field === "retry") {
       if (/^[0-9]+$/.test(value)) this.retry = Number(value);
     }

@@ -272,3 +272,11 @@ Deno.test("parser error messages are fixed text that never echoes request bytes"
     }
   }
 });
+
+Deno.test("parser answers 400 to a request with two Host headers (RFC 9112 §3.2)", () => {
+  const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+  assert.throws(
+    () => parseRequestHead(bytes, DEFAULT_REQUEST_LIMITS),
+    (err: unknown) => err instanceof HttpError && err.status === 400,
+  );
+});
