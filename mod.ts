@@ -22,6 +22,7 @@
 
 export {
   type BusyPolicy,
+  type ConnectionCloseReason,
   DEFAULT_SERVER_OPTIONS,
   type Logger,
   type LogLevel,

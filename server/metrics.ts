@@ -57,6 +57,18 @@ function metricsOf(stats: ServerStats, extra: ExtraCounters): Metric[] {
       "Sockets refused because maxConnections was reached.",
       stats.connectionsRefused,
     ),
+    {
+      name: "sluice_connections_closed_total",
+      type: "counter",
+      help: "Sockets ended, by close reason (streams count as reason stream).",
+      samples: Object.entries(stats.connectionsClosed).map(([reason, n]) => [{ reason }, n]),
+    },
+    m(
+      "sluice_pending_heads",
+      "gauge",
+      "Sockets counted against maxPendingHeads (trickling a request) now.",
+      stats.pendingHeads,
+    ),
     m("sluice_queue_depth", "gauge", "Events waiting in the queue.", stats.queue.depth),
     m("sluice_queue_capacity", "gauge", "Capacity of the queue.", stats.queue.capacity),
     m(

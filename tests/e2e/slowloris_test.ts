@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { prometheusText } from "../../server/metrics.ts";
 import { serve, type SluiceServer } from "../../server/server.ts";
 import { RawClient } from "../_util/raw_client.ts";
 
@@ -172,6 +173,14 @@ Deno.test("1000 slowloris connections do not keep real clients from connecting a
   assert.ok(s.connectionsClosed["pending-heads-full"] > 0, JSON.stringify(s.connectionsClosed));
   assert.ok((statuses.get("503") ?? 0) > 0, `attackers saw ${JSON.stringify([...statuses])}`);
   assert.equal(s.httpErrors[503], s.connectionsClosed["pending-heads-full"]);
+  assert.ok(
+    prometheusText(s).includes(
+      `sluice_connections_closed_total{reason="pending-heads-full"} ${
+        s.connectionsClosed["pending-heads-full"]
+      }\n`,
+    ),
+    "the evictions are in the metrics",
+  );
   assert.equal(s.sessions.opened, 20, "only the real clients opened streams");
   await drained(server);
 });
