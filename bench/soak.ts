@@ -213,6 +213,10 @@ async function clientRole(): Promise<void> {
         let head = true;
         let type = "";
         let data: string | undefined;
+        // As in the WHATWG parser, an id takes effect when its event is dispatched (at the
+        // blank line), not when its line is read: a connection cut between the two must not
+        // resume after an event it never received.
+        let idBuffer = s.lastId;
         for (;;) {
           const n = await conn.read(buf);
           if (n === null) break;
@@ -237,11 +241,12 @@ async function clientRole(): Promise<void> {
             const line = text.slice(start, nl);
             start = nl + 1;
             if (line === "") {
+              s.lastId = idBuffer;
               if (data !== undefined) onEvent(s, type, data, now);
               type = "";
               data = undefined;
             } else if (line.startsWith("data: ")) data = line.slice(6);
-            else if (line.startsWith("id: ")) s.lastId = line.slice(4);
+            else if (line.startsWith("id: ")) idBuffer = line.slice(4);
             else if (line.startsWith("event: ")) type = line.slice(7);
           }
           text = text.slice(start);
