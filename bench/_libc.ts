@@ -18,7 +18,9 @@ const libc = Deno.dlopen("libc.so.6", {
 });
 
 const CLOCK_MONOTONIC = 1;
-const timespec = new BigInt64Array(2);
+// struct timespec { int64 tv_sec; int64 tv_nsec; } read as int32 halves (little endian):
+// seconds since boot fit in 31 bits, and no BigInt is allocated per call.
+const timespec = new Int32Array(4);
 const timespecBytes = new Uint8Array(timespec.buffer);
 
 /**
@@ -34,7 +36,7 @@ const timespecBytes = new Uint8Array(timespec.buffer);
  */
 export function monoNs(): number {
   libc.symbols.clock_gettime(CLOCK_MONOTONIC, timespecBytes);
-  return Number(timespec[0]) * 1e9 + Number(timespec[1]);
+  return timespec[0] * 1e9 + timespec[2];
 }
 
 /** Byte size of the stats page. */

@@ -11,7 +11,8 @@
 #   bench/cross_check.sh clients SUB PUB [N..]  the Deno load tools against the C ones on one server:
 #                                               alternates sseload / load_subscriber.ts (C publisher), and
 #                                               ssepub / load_publisher.ts (C subscriber), REPS times;
-#                                               SUB_ARGS overrides load_subscriber's lazy-read period
+#                                               ENGINE (epoll|deno) picks load_subscriber's engine;
+#                                               SUB_ARGS overrides its lazy-read period
 #
 # Method (../shared/bench/README.md): server on SERVER_CPU (0), load on LOAD_CPU (1), 100-byte events,
 # fan-out with `ssepub -k 4 --follow --window 64`, latency with 1000 clients x 50 ev/s open loop,
@@ -40,6 +41,7 @@ MEASURES=${MEASURES:-"fanout latency idle"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-18180}
+ENGINE=${ENGINE:-epoll}
 DENO_BIN=$(command -v deno)
 TMP=$(mktemp -d /tmp/sluice-xcheck.XXXXXX)
 
@@ -84,7 +86,19 @@ wait_port() { # port pid
   return 1
 }
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# ssepub maps the page as soon as the file exists: a 0-byte file (sseload between open and
+# ftruncate) would crash it with SIGBUS, so wait until the page has its size.
+wait_shm() { # file pid
+  local i
+  for i in $(seq 1 600); do
+    [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -ge 4096 ] && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+rss_kb() { local v; v=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null); echo "${v:-0}"; }
 
 # Sum VmRSS over a server and its children (nginx workers).
 rss_tree_kb() {
@@ -100,6 +114,7 @@ fanout() { # label sub pub clients
     --read-delay-us "$READ_DELAY_US" "$sub" >"$TMP/sub.json" &
   local sp=$!
   PIDS+=("$sp")
+  wait_shm "$shm" "$sp" || true
   load "$BIN/ssepub" -q -k 4 -d $((WARMUP + DURATION + 3)) --follow "$shm" --window "$WINDOW" \
     --wait-ready --max-wait 60 --label "$label" "$pub" >"$TMP/pub.json" || true
   wait "$sp" || true
@@ -118,34 +133,33 @@ latency() { # label sub pub
   load "$BIN/ssepub" -q -k 4 -r "$LAT_RATE" -d $((WARMUP + DURATION + 1)) --label "$label" "$pub" >"$TMP/pub.json" || true
   wait "$sp" || true
   cat "$TMP/sub.json" "$TMP/pub.json"
-  jq -r -s '"SUMMARY \(.[0].label): p50 \(.[0].lat_p50_us) us, p99 \(.[0].lat_p99_us) us, samples \(.[0].lat_samples)"' \
+  jq -r -s '"SUMMARY \(.[0].label): p50 \(.[0].lat_p50_us) us, p99 \(.[0].lat_p99_us) us, samples \(.[0].lat_samples), cpu \(.[0].window_cpu_pct)%"' \
     "$TMP/sub.json" "$TMP/pub.json" || true
 }
 
 idle() { # label sub pids...
-  local label=$1 sub=$2
+  local label=$1 sub=$2 ready=$TMP/$1.ready
   shift 2
-  local before=0 after=0
+  local before=0 after=0 i
   [ $# -gt 0 ] && before=$(rss_tree_kb "$@")
-  load "$BIN/sseload" -q -c "$IDLE" -P 512 -w 1.5 -d 0.5 --label "$label" "$sub" >"$TMP/sub.json" &
+  rm -f "$ready"
+  load "$BIN/sseload" -q -c "$IDLE" -P 512 -w 2.5 -d 0.2 --ready-file "$ready" --label "$label" "$sub" \
+    >"$TMP/sub.json" &
   local sp=$!
   PIDS+=("$sp")
-  # RSS while the connections are held: sample during the window (connect phase + 1.5..2 s)
-  local i
-  for i in $(seq 1 300); do
+  # RSS 1.5 s after the connect phase (as bench/run.ts does), while the connections are held
+  for i in $(seq 1 600); do
+    [ -f "$ready" ] && break
     kill -0 "$sp" 2>/dev/null || break
-    if [ $# -gt 0 ]; then
-      local now
-      now=$(rss_tree_kb "$@")
-      [ "$now" -gt "$after" ] && after=$now
-    fi
     sleep 0.1
   done
+  sleep 1.5
+  [ $# -gt 0 ] && after=$(rss_tree_kb "$@")
   wait "$sp" || true
   cat "$TMP/sub.json"
   jq -r --argjson b "$before" --argjson a "$after" \
     '"SUMMARY \(.label): \(.connect_rate_per_s|floor) connects/s, established \(.established)" +
-     (if $b > 0 then ", RSS +\(($a - $b) / 1024 | floor) MiB = \((($a - $b) * 1024 / .established)|floor) B/conn (max RSS sample)" else "" end)' \
+     (if $b > 0 then ", RSS +\(($a - $b) / 1024 | floor) MiB = \((($a - $b) * 1024 / .established)|floor) B/conn" else "" end)' \
     "$TMP/sub.json" || true
 }
 
@@ -180,8 +194,14 @@ start_own() { # name script args...
 
 stop_pid() { kill -TERM "$1" 2>/dev/null || true; sleep 0.3; kill -KILL "$1" 2>/dev/null || true; }
 
-# Same lazy-read period as bench/run.ts --read-delay-ms auto: clients/100 ms, 1..50.
-auto_delay() { local d=$(($1 / 100)); [ $d -lt 1 ] && d=1; [ $d -gt 50 ] && d=50; echo $d; }
+# Same lazy-read period as bench/run.ts --read-delay-ms auto.
+auto_delay() { # clients
+  if [ "$ENGINE" = epoll ]; then echo 1; return; fi
+  local d=$(($1 / 100))
+  [ "$1" -lt 2000 ] && d=0
+  [ $d -gt 50 ] && d=50
+  echo $d
+}
 
 clients() { # sub pub [clients...]
   local sub=$1 pub=$2 shm c r
@@ -193,11 +213,13 @@ clients() { # sub pub [clients...]
       fanout "clients-sseload-$c-r$r" "$sub" "$pub" "$c"
       shm=$TMP/d.shm
       rm -f "$shm"
+      local sargs=${SUB_ARGS:-"--read-delay-ms $(auto_delay "$c")"}
+      # shellcheck disable=SC2086 # sargs: several words
       load "$DENO_BIN" run -A "$HERE/load_subscriber.ts" -q -c "$c" -w "$WARMUP" -d "$DURATION" \
-        --stats-shm "$shm" --label "clients-deno-sub-$c-r$r" ${SUB_ARGS:-"--read-delay-ms $(auto_delay "$c")"} \
-        "$sub" >"$TMP/sub.json" &
+        --engine "$ENGINE" --stats-shm "$shm" --label "clients-deno-sub-$c-r$r" $sargs "$sub" >"$TMP/sub.json" &
       local sp=$!
       PIDS+=("$sp")
+      wait_shm "$shm" "$sp" || true
       load "$BIN/ssepub" -q -k 4 -d $((WARMUP + DURATION + 3)) --follow "$shm" --window "$WINDOW" \
         --wait-ready --max-wait 60 "$pub" >"$TMP/pub.json" || true
       wait "$sp" || true
@@ -212,6 +234,7 @@ clients() { # sub pub [clients...]
         --label "clients-deno-pub-$c-r$r" "$sub" >"$TMP/sub.json" &
       sp=$!
       PIDS+=("$sp")
+      wait_shm "$shm" "$sp" || true
       load "$DENO_BIN" run -A "$HERE/load_publisher.ts" -k 4 -d $((WARMUP + DURATION + 3)) --follow "$shm" \
         --window "$WINDOW" --wait-ready "$pub" >"$TMP/pub.json" || true
       wait "$sp" || true
@@ -220,11 +243,25 @@ clients() { # sub pub [clients...]
         "load_publisher \(.[1].achieved_rate)/s cpu \(.[1].cpu_pct)%"' "$TMP/sub.json" "$TMP/pub.json" || true
     done
   done
+  # latency (LAT_CLIENTS x LAT_RATE, open loop, C publisher): C sseload vs load_subscriber
+  for r in $(seq 1 "${REPS:-3}"); do
+    latency "clients-sseload-latency-r$r" "$sub" "$pub"
+    load "$DENO_BIN" run -A "$HERE/load_subscriber.ts" -q --engine "$ENGINE" -c "$LAT_CLIENTS" -w "$WARMUP" \
+      -d "$DURATION" --label "clients-deno-latency-r$r" "$sub" >"$TMP/sub.json" &
+    local lp=$!
+    PIDS+=("$lp")
+    sleep 1
+    load "$BIN/ssepub" -q -k 4 -r "$LAT_RATE" -d $((WARMUP + DURATION + 1)) "$pub" >/dev/null || true
+    wait "$lp" || true
+    cat "$TMP/sub.json"
+    jq -r '"SUMMARY \(.label): p50 \(.lat_p50_us) us, p99 \(.lat_p99_us) us, samples \(.lat_samples), cpu \(.window_cpu_pct)%"' \
+      "$TMP/sub.json" || true
+  done
   # connect phase: C sseload vs load_subscriber --mode idle (IDLE connections, 512 handshakes in flight)
   for r in $(seq 1 "${REPS:-3}"); do
     load "$BIN/sseload" -q -c "$IDLE" -P 512 -d 0.2 --label "clients-sseload-idle-r$r" "$sub" >"$TMP/sub.json" || true
     jq -r '"SUMMARY \(.label): \(.connect_rate_per_s|floor) connects/s, established \(.established), cpu \(.cpu_user_s + .cpu_sys_s) s"' "$TMP/sub.json" || true
-    load "$DENO_BIN" run -A "$HERE/load_subscriber.ts" -q --mode idle -c "$IDLE" -P 512 -d 0.2 \
+    load "$DENO_BIN" run -A "$HERE/load_subscriber.ts" -q --engine "$ENGINE" --mode idle -c "$IDLE" -P 512 -d 0.2 \
       --label "clients-deno-idle-r$r" "$sub" >"$TMP/sub.json" || true
     jq -r '"SUMMARY \(.label): \(.connect_rate_per_s|floor) connects/s, established \(.established), cpu \(.cpu_user_s + .cpu_sys_s) s"' "$TMP/sub.json" || true
   done

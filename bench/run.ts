@@ -41,18 +41,25 @@ const USAGE = `usage: deno task bench [options]
   --clients LIST        fan-out client counts (100,1000,5000; quick 100,1000)
   --latency-clients N   (1000)     --latency-rate R   events/s (50)
   --idle N              idle connections for memory and connects/s (10000; quick 2000)
-  --stall N             non-reading subscribers in the overload run (100)
+  --stall N             subscribers that stop reading, in the overload run (100)
+  --overload-clients N  subscribers that keep reading, in the overload run (0)
+  --overload-size BYTES event size in the overload run: large, so the kernel's socket buffers
+                        (~4 MB per stalled stream on loopback) fill within a second or two (1000)
   --rss-cap MB          stop the overload run when the server RSS grew this much (1024)
   --window W            closed-loop window (64)       --pub-conns K (4)
   --size BYTES          event body size (100)
   --sub-procs N         subscriber processes per measure (default: 1 per 5000 clients)
-  --read-delay-ms MS    lazy subscriber reads in fan-out runs: a connection reads at most once per
-                        MS ms, so reads drain several events (Deno's reactor otherwise completes a read
-                        per arriving segment); "auto" = clients/100 ms, at most 50 (auto; 0 = off)
+  --engine E            subscriber engine: epoll (FFI: non-blocking sockets + epoll, about as cheap
+                        per read as the C sseload) or deno (Deno.connect; costs more client CPU per
+                        read and per connect, adds client-side latency at 1000 clients) (epoll)
+  --read-delay-ms MS    lazy subscriber reads in fan-out runs only, so each read drains several
+                        events (cuts client CPU): epoll sleeps MS ms after each batch, deno makes a
+                        connection wait MS ms after each read; "auto": epoll 1, deno 0 below 2000
+                        clients else clients/100 (at most 50) (auto; 0 = off)
   --sseload BIN         use the C sseload (../shared/bench/sseload, see cross_check.sh build) for the
                         idle/connects measure instead of load_subscriber.ts (optional)
   --wait-quiet S         before each measure wait up to S s until both CPUs are < 15 % busy
-                        (other processes on a shared machine skew the figures) (10; quick 0)
+                        (other processes on a shared machine skew the figures) (5; quick 0)
   --runs N              repeat each measure N times, report medians (1)
   --server-cpu LIST     taskset CPU list for the server (0)
   --load-cpu LIST       taskset CPU list for load tools (1)
@@ -76,12 +83,15 @@ const { values: opts } = parseArgs({
     "latency-rate": { type: "string", default: "50" },
     idle: { type: "string" },
     stall: { type: "string", default: "100" },
+    "overload-clients": { type: "string", default: "0" },
+    "overload-size": { type: "string", default: "1000" },
     "rss-cap": { type: "string", default: "1024" },
     window: { type: "string", default: "64" },
     "pub-conns": { type: "string", default: "4" },
     size: { type: "string", default: "100" },
     "sub-procs": { type: "string" },
     "read-delay-ms": { type: "string", default: "auto" },
+    engine: { type: "string", default: "epoll" },
     sseload: { type: "string" },
     runs: { type: "string", default: "1" },
     "wait-quiet": { type: "string" },
@@ -118,6 +128,8 @@ const CFG = {
   latencyRate: num("latency-rate", opts["latency-rate"], 50),
   idle: num("idle", opts.idle, 10000, 2000),
   stall: num("stall", opts.stall, 100),
+  overloadClients: num("overload-clients", opts["overload-clients"], 0),
+  overloadSize: num("overload-size", opts["overload-size"], 1000),
   rssCapMb: num("rss-cap", opts["rss-cap"], 1024),
   window: num("window", opts.window, 64),
   pubConns: num("pub-conns", opts["pub-conns"], 4),
@@ -127,12 +139,16 @@ const CFG = {
     ? -1
     : num("read-delay-ms", opts["read-delay-ms"], 0),
   sseload: opts.sseload ?? null,
+  engine: opts.engine,
   runs: Math.max(1, Math.floor(num("runs", opts.runs, 1))),
-  waitQuiet: num("wait-quiet", opts["wait-quiet"], 10, 0),
+  waitQuiet: num("wait-quiet", opts["wait-quiet"], 5, 0),
   serverCpu: opts["no-pin"] ? null : opts["server-cpu"],
   loadCpu: opts["no-pin"] ? null : opts["load-cpu"],
   skip: new Set(opts.skip.split(",").filter((s) => s !== "")),
 };
+if (CFG.engine !== "epoll" && CFG.engine !== "deno") {
+  throw new RangeError(`engine must be epoll or deno: received ${CFG.engine}`);
+}
 for (const c of CFG.clients) {
   if (!Number.isInteger(c) || c <= 0) {
     throw new RangeError(`clients must be positive integers: received ${opts.clients}`);
@@ -395,6 +411,25 @@ function cpuUse(a: CpuMark, b: CpuMark): CpuUse {
   };
 }
 
+/**
+ * Server-side TCP states of the sockets on `port` (from `ss`): a stream the server
+ * closed while its send buffer was full sits in FIN-WAIT-1, invisible to the client.
+ */
+async function socketStates(port: number): Promise<Record<string, number>> {
+  try {
+    const o = await new Deno.Command("ss", { args: ["-H", "-tan", `( sport = :${port} )`] })
+      .output();
+    const counts: Record<string, number> = {};
+    for (const line of new TextDecoder().decode(o.stdout).split("\n")) {
+      const state = line.trim().split(/\s+/)[0];
+      if (state) counts[state] = (counts[state] ?? 0) + 1;
+    }
+    return counts;
+  } catch {
+    return {};
+  }
+}
+
 // ---- load tools -------------------------------------------------------------
 
 function subscriber(label: string, url: string, args: string[]): Proc {
@@ -403,6 +438,8 @@ function subscriber(label: string, url: string, args: string[]): Proc {
     "run",
     "-A",
     `${HERE}load_subscriber.ts`,
+    "--engine",
+    CFG.engine,
     ...(opts.verbose ? [] : ["-q"]),
     "--label",
     label,
@@ -596,9 +633,12 @@ async function warmUp(port: number): Promise<void> {
 
 /** Lazy-read period for a fan-out run (see --read-delay-ms). */
 function readDelay(clients: number): number {
-  return CFG.readDelayMs >= 0
-    ? CFG.readDelayMs
-    : Math.min(50, Math.max(1, Math.round(clients / 100)));
+  if (CFG.readDelayMs >= 0) return CFG.readDelayMs;
+  // Measured against c-ref-batch: epoll + 1 ms costs ~20 % less client CPU per event (within
+  // ~10 % of the C sseload); deno gains nothing below ~2000 clients (timer granularity costs
+  // more than it saves) and ~30 % at 5000 with clients/100 ms.
+  if (CFG.engine === "epoll") return 1;
+  return clients < 2000 ? 0 : Math.min(50, Math.round(clients / 100));
 }
 
 async function fanout(spec: ServerSpec, clients: number, run: number): Promise<void> {
@@ -681,6 +721,7 @@ async function idle(spec: ServerSpec, run: number): Promise<void> {
     const ready = `${TMP}/${tag}.ready`;
     const go = `${TMP}/${tag}.go`;
     const cpu0 = cpuTicks(s.proc.pid);
+    const mark0 = cpuMark(s.proc, []);
     const sub = CFG.sseload === null
       ? subscriber(`${tag}-sub`, url, [
         "--mode",
@@ -716,8 +757,14 @@ async function idle(spec: ServerSpec, run: number): Promise<void> {
     await waitFiles([ready], [sub], 90_000);
     // server CPU spent on the connect phase: accept capacity independent of the client's speed
     const cpuConnect = (cpuTicks(s.proc.pid) - cpu0) / TICK;
-    await sleep(1500);
-    const rss1 = rssKb(s.proc.pid);
+    const use = cpuUse(mark0, cpuMark(s.proc, []));
+    // Min of samples 1..2.5 s after the connect phase: RSS still holding garbage a GC has not
+    // reclaimed yet would otherwise show as per-connection memory.
+    let rss1 = Infinity;
+    for (let i = 0; i < 4; i++) {
+      await sleep(i === 0 ? 1000 : 500);
+      rss1 = Math.min(rss1, rssKb(s.proc.pid));
+    }
     const now = monoNs();
     Deno.writeTextFileSync(go, `${now} ${now}\n`);
     const j = await toolResult(sub, 30_000);
@@ -732,6 +779,7 @@ async function idle(spec: ServerSpec, run: number): Promise<void> {
         rss1_kb: rss1,
         established: est,
         failed: n(j, "failed") + n(j, "bad_status"),
+        other_on_server_cpu_pct: use.other_on_server_cpu_pct,
       },
     });
     results.push({
@@ -749,6 +797,7 @@ async function idle(spec: ServerSpec, run: number): Promise<void> {
         status_codes: j.status_codes,
         server_cpu_s: cpuConnect,
         connects_per_server_cpu_s: cpuConnect > 0 ? Math.round(est / cpuConnect) : NaN,
+        other_on_server_cpu_pct: use.other_on_server_cpu_pct,
         client_cpu_s: Math.round((n(j, "cpu_user_s") + n(j, "cpu_sys_s")) * 1000) / 1000,
       },
     });
@@ -759,44 +808,73 @@ async function overload(spec: ServerSpec, run: number): Promise<void> {
   await withServer(spec, async (s) => {
     const url = `http://127.0.0.1:${s.port}${CHANNEL_PATH}`;
     const tag = `overload-${spec.name}-${run}`;
-    const ready = `${TMP}/${tag}.ready`;
     const go = `${TMP}/${tag}.go`;
-    const sub = subscriber(`${tag}-sub`, url, [
-      "--mode",
-      "stall",
-      "-c",
-      String(CFG.stall),
-      "--ready-file",
-      ready,
-      "--go-file",
-      go,
-      "--max-time",
-      String(60 + CFG.overloadDuration),
-    ]);
-    await waitFiles([ready], [sub], 60_000);
+    const maxTime = String(60 + CFG.overloadDuration);
+    const subs: Proc[] = [];
+    const ready: string[] = [];
+    const group = (name: string, mode: string, count: number) => {
+      if (count <= 0) return;
+      ready.push(`${TMP}/${tag}-${name}.ready`);
+      subs.push(subscriber(`${tag}-${name}`, url, [
+        "--mode",
+        mode,
+        "-c",
+        String(count),
+        "--ready-file",
+        ready[ready.length - 1],
+        "--go-file",
+        go,
+        "--max-time",
+        maxTime,
+      ]));
+    };
+    group("readers", "stream", CFG.overloadClients);
+    group("stalled", "stall", CFG.stall);
+    await waitFiles(ready, subs, 60_000);
     const rss0 = rssKb(s.proc.pid);
     const pub = publisher(`${tag}-pub`, url, [
       "-k",
       String(CFG.pubConns),
       "-d",
-      String(CFG.overloadDuration),
+      String(CFG.overloadDuration + 0.3),
+      "-s",
+      String(CFG.overloadSize),
     ]);
+    const start = monoNs() + 300e6;
+    // held open until the server's socket states are read, then ended by rewriting the go file
+    Deno.writeTextFileSync(`${go}.tmp`, `${start} ${start + (CFG.overloadDuration + 50) * 1e9}\n`);
+    Deno.renameSync(`${go}.tmp`, go);
     const deadline = monoNs() + (CFG.overloadDuration + 3) * 1e9;
+    const samples: Array<[number, number]> = [];
     let rssMax = rss0;
     let capped = false;
     while (!pub.exited && monoNs() < deadline) {
-      rssMax = Math.max(rssMax, rssKb(s.proc.pid));
+      const r = rssKb(s.proc.pid);
+      samples.push([monoNs(), r]);
+      rssMax = Math.max(rssMax, r);
       if ((rssMax - rss0) / 1024 > CFG.rssCapMb) {
         capped = true;
         break;
       }
       await sleep(100);
     }
-    const p = await toolResult(pub, 1);
-    const rssEnd = rssKb(s.proc.pid);
+    const p = await toolResult(pub, capped ? 1 : 5_000);
+    const states = await socketStates(s.port);
+    const closedByServer = Object.entries(states)
+      .filter(([k]) => /^(FIN-WAIT|CLOSING|LAST-ACK|CLOSE-WAIT)/.test(k))
+      .reduce((a, [, v]) => a + v, 0);
+    // growth over the last second of publishing: ~0 when memory is bounded
+    const last = samples[samples.length - 1];
+    const before = samples.findLast(([t]) => t <= last[0] - 1e9) ?? samples[0];
+    const slopeMbPerS = last && before && last[0] > before[0]
+      ? ((last[1] - before[1]) / 1024) / ((last[0] - before[0]) / 1e9)
+      : NaN;
     const now = monoNs();
-    Deno.writeTextFileSync(go, `${now} ${now}\n`);
-    await toolResult(sub, 10_000);
+    Deno.writeTextFileSync(`${go}.tmp`, `${start} ${now}\n`);
+    Deno.renameSync(`${go}.tmp`, go);
+    const [readers, stalled] = await Promise.all(subs.map((p) => toolResult(p, 10_000)));
+    const stalledJ = CFG.overloadClients > 0 ? stalled : readers;
+    const readersJ = CFG.overloadClients > 0 ? readers : undefined;
     const codes = (p.status_codes ?? {}) as Record<string, number>;
     results.push({
       measure: "overload",
@@ -810,9 +888,15 @@ async function overload(spec: ServerSpec, run: number): Promise<void> {
         errors: n(p, "errors"),
         pub_rate: n(p, "achieved_rate"),
         pub_resp_p99_us: n(p, "resp_p99_us"),
+        readers_events_per_s: readersJ ? n(readersJ, "events_per_s") : NaN,
+        readers_closed: readersJ
+          ? n(readersJ, "closed_by_server") + n(readersJ, "reset_by_server")
+          : NaN,
+        stalled_closed: Math.max(closedByServer, Number(stalledJ?.stalled_closed_by_server ?? 0)),
+        server_socket_states: states,
         rss0_mb: Math.round(rss0 / 1024),
         rss_max_mb: Math.round(rssMax / 1024),
-        rss_end_mb: Math.round(rssEnd / 1024),
+        rss_growth_last_s_mb: Math.round(slopeMbPerS * 10) / 10,
         stopped_at_rss_cap: capped,
         elapsed_s: n(p, "elapsed_s"),
       },
@@ -829,11 +913,25 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** The run whose value is the median (for details). */
-function medianRun(measure: string, server: ServerName): Result | undefined {
+/** Other processes used more than this much of the server CPU during a run: a noisy run. */
+const NOISY_PCT = 15;
+
+function isNoisy(r: Result): boolean {
+  return Number(r.detail.other_on_server_cpu_pct ?? 0) > NOISY_PCT;
+}
+
+/** Runs of a measure: the clean ones when there are any, else all. */
+function runsOf(measure: string, server: ServerName): Result[] {
   const rs = results.filter((r) => r.measure === measure && r.server === server);
-  const m = median(rs.map((r) => r.value));
-  return rs.find((r) => r.value === m) ?? rs[0];
+  const clean = rs.filter((r) => !isNoisy(r));
+  return clean.length > 0 ? clean : rs;
+}
+
+/** The run whose value is the (lower) median, for details. */
+function medianRun(measure: string, server: ServerName): Result | undefined {
+  const rs = runsOf(measure, server).filter((r) => Number.isFinite(r.value))
+    .sort((a, b) => a.value - b.value);
+  return rs[Math.floor((rs.length - 1) / 2)] ?? runsOf(measure, server)[0];
 }
 
 function fmtEvents(v: number): string {
@@ -847,9 +945,7 @@ const fmtBytes = (b: number) =>
 const fmtRate = (v: number) => Number.isFinite(v) ? `${(v / 1000).toFixed(1)} k/s` : "–";
 
 function value(measure: string, server: ServerName): number {
-  return median(
-    results.filter((r) => r.measure === measure && r.server === server).map((r) => r.value),
-  );
+  return median(runsOf(measure, server).map((r) => r.value));
 }
 
 function ratio(a: number, b: number): string {
@@ -916,12 +1012,22 @@ function table(): string {
       const codes = Object.entries(d.status_codes as Record<string, number>).map(([k, v]) =>
         `${k}×${v}`
       ).join(" ");
-      return `${codes || "no answers"}; RSS +${r.value} MB${
-        d.stopped_at_rss_cap ? " (cap hit)" : ""
-      }`;
+      const parts = [
+        codes || "no answers",
+        `RSS +${r.value} MB${
+          d.stopped_at_rss_cap ? " (cap hit)" : ""
+        }, +${d.rss_growth_last_s_mb} MB in the last s`,
+      ];
+      if (Number.isFinite(d.readers_events_per_s)) {
+        parts.push(`readers got ${fmtEvents(Number(d.readers_events_per_s))} ev/s`);
+      }
+      if (d.stalled_closed !== null) parts.push(`${d.stalled_closed}/${CFG.stall} stalled dropped`);
+      return parts.join("; ");
     };
     rows.push(
-      `| overload: ${CFG.stall} stalled subscribers, publisher flat out ${CFG.overloadDuration} s | ${
+      `| overload: publisher flat out ${CFG.overloadDuration} s, ${
+        CFG.overloadClients > 0 ? `${CFG.overloadClients} reading + ` : ""
+      }${CFG.stall} stalled subscribers, ${CFG.overloadSize}-byte events | ${
         ov.map(cell).join(" | ")
       }${both ? " | " : ""} | 503 back-pressure, bounded RSS |`,
     );
@@ -938,13 +1044,7 @@ function capacityTable(): string {
     `|---|${cols.map(() => "---").join("|")}|${both ? "---|" : ""}`,
   ];
   const add = (label: string, measure: string, key: string, fmt: (v: number) => string) => {
-    const v = cols.map((c) =>
-      median(
-        results.filter((r) => r.measure === measure && r.server === c).map((r) =>
-          Number(r.detail[key])
-        ),
-      )
-    );
+    const v = cols.map((c) => median(runsOf(measure, c).map((r) => Number(r.detail[key]))));
     if (v.every((x) => !Number.isFinite(x))) return;
     rows.push(`| ${label} | ${v.map(fmt).join(" | ")}${both ? ` | ${ratio(v[0], v[1])}` : ""} |`);
   };
@@ -963,7 +1063,9 @@ function details(): string {
   for (const r of results) {
     const d = r.detail;
     const cpu = d.server_pct === undefined
-      ? "| | | "
+      ? `| | | ${
+        d.other_on_server_cpu_pct === undefined ? "" : `${d.other_on_server_cpu_pct}% / –`
+      } `
       : `| ${d.server_pct}% | ${d.load_pct}% (subs ${d.sub_cpu_pct}%${
         d.pub_cpu_pct !== undefined ? `, pub ${d.pub_cpu_pct}%` : ""
       }) | ${d.other_on_server_cpu_pct}% / ${d.other_on_load_cpu_pct}% `;
@@ -1068,13 +1170,14 @@ try {
       `\nServer-side capacity (what each server does per CPU-second it used, CPU from /proc):\n\n${cap}`,
     );
   }
-  const noisy = results.filter((r) => Number(r.detail.other_on_server_cpu_pct ?? 0) > 15);
+  const noisy = results.filter((r) => runsOf(r.measure, r.server).includes(r) && isNoisy(r));
   const clientBound = results.filter((r) => Number(r.detail.load_pct ?? 0) > 90);
   if (noisy.length > 0) {
     console.log(
-      `\nWarning: other processes used > 15 % of the server CPU during ${
+      `\nWarning: other processes used > ${NOISY_PCT} % of the server CPU during ${
         noisy.map((r) => `${r.measure}/${r.server}`).join(", ")
-      }: those figures are low; rerun on a quiet machine or use --runs 3.`,
+      }, with no clean run to use instead: those figures are low; rerun on a quiet machine or ` +
+        `with --runs 3.`,
     );
   }
   if (clientBound.length > 0) {
@@ -1090,7 +1193,8 @@ try {
       CFG.loadCpu ?? "-"
     }; ` +
       `${CFG.size}-byte events; fan-out: publisher -k ${CFG.pubConns}, closed loop, window ${CFG.window}; ` +
-      `window ${CFG.duration} s after ${CFG.warmup} s warm-up; fresh server per measure. ` +
+      `window ${CFG.duration} s after ${CFG.warmup} s warm-up; fresh server per measure; ` +
+      `subscriber engine ${CFG.engine}${CFG.sseload ? ", connects by the C sseload" : ""}. ` +
       `Wall time ${((monoNs() - t0) / 1e9).toFixed(0)} s.`,
   );
   if (opts.json) {
