@@ -35,8 +35,11 @@ export interface SendAsyncOptions extends SendOptions {
 /** Options of {@linkcode EventSource.publish}. */
 export interface PublishOptions extends SendOptions {
   /**
-   * How long to wait for room in the queue, in milliseconds; `0` refuses at once.
-   * @default {0}
+   * How long to wait for room in the queue, in milliseconds; `0` refuses at
+   * once (the hub's `POST` does, and answers 503). The queue is drained once
+   * per turn of the event loop, so a loop that awaits each publish waits here
+   * for that drain instead of being refused.
+   * @default {1000}
    */
   timeoutMs?: number;
 }
@@ -321,7 +324,7 @@ export class EventSource {
    */
   publish(data: string, options: PublishOptions = {}): Promise<string | undefined> {
     if (this.#closed) return Promise.reject(new PublishRejectedError("closed"));
-    const { channel = DEFAULT_CHANNEL, timeoutMs = 0, ...fields } = options;
+    const { channel = DEFAULT_CHANNEL, timeoutMs = 1000, ...fields } = options;
     let bytes: Uint8Array;
     try {
       bytes = encodeEvent(data, fields);

@@ -196,7 +196,7 @@ export function startHub(options: HubOptions = {}): Hub {
     const { data, ...fields } = parsePublishRequest(req, { maxEventBytes });
     let id: string | undefined;
     try {
-      id = await events.publish(data, { ...fields, channel });
+      id = await events.publish(data, { ...fields, channel, timeoutMs: 0 });
     } catch (err) {
       if (err instanceof DuplicateEventIdError) {
         return plain(409, "Conflict: event id already used in this channel");

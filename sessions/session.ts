@@ -61,6 +61,12 @@ export interface SessionLimits {
   slowConsumer: SlowConsumerPolicy;
   /** Under `drop`: the notice written once the session has caught up. */
   gapNotice?: GapNotice;
+  /**
+   * Set by the table while it is corked: a session with nothing in flight
+   * does not start a write but hands itself to this callback, and the table
+   * starts one write per session (with everything queued) when it uncorks.
+   */
+  corked?: (session: Session) => void;
 }
 
 /** Called exactly once when a session ends, with its context and the reason. */
@@ -114,6 +120,7 @@ export class Session {
   #freeContext: FreeContext | undefined;
   #onClosed: (session: Session, reason: CloseReason, error?: unknown) => void;
   #writing = false;
+  #held = false;
   #backlog: Uint8Array[] = [];
   #backlogBytes = 0;
   #idle: (() => void)[] | undefined;
@@ -166,9 +173,12 @@ export class Session {
    */
   write(bytes: Uint8Array, eventId?: string): boolean {
     if (this.closeReason !== undefined) return false;
+    // The budget bounds every byte queued for this socket, held by a corked
+    // table or waiting behind a write in flight: a burst handed out in one
+    // fan-out pass counts too, so size the budget above the largest burst.
     if (
       this.droppedEvents > 0 ||
-      (this.pendingBytes + bytes.length > this.#limits.maxPendingBytes && this.pendingBytes > 0)
+      (this.pendingBytes > 0 && this.pendingBytes + bytes.length > this.#limits.maxPendingBytes)
     ) {
       if (this.#limits.slowConsumer === "disconnect") {
         this.close("slow-consumer");
@@ -184,11 +194,27 @@ export class Session {
     if (this.#writing) {
       this.#backlog.push(bytes);
       this.#backlogBytes += bytes.length;
+    } else if (this.#limits.corked !== undefined) {
+      // The table is corked (a fan-out pass is running): start nothing yet,
+      // so that every event of the pass goes out in this session's one write.
+      this.#writing = true;
+      this.#held = true;
+      this.#backlog.push(bytes);
+      this.#backlogBytes += bytes.length;
+      this.#limits.corked(this);
     } else {
       this.#writing = true;
       this.#pump(bytes);
     }
     return true;
+  }
+
+  /** @internal Starts the write the table held back while corked. */
+  uncork(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    if (this.closeReason !== undefined) return;
+    this.#pump(this.#takeBacklog());
   }
 
   /**

@@ -251,6 +251,30 @@ export class SessionTable {
     return this.#sessions.values();
   }
 
+  #dirty: Session[] = [];
+  #hold = (session: Session): void => {
+    this.#dirty.push(session);
+  };
+
+  /**
+   * Holds back writes: until {@linkcode uncork}, a session with nothing in
+   * flight queues what it is given instead of writing it. A fan-out pass
+   * corks the table, hands out its events, and uncorks, so each socket gets
+   * one write with all of them (fewer, larger writes: the lever that counts).
+   */
+  cork(): void {
+    this.#limits.corked = this.#hold;
+  }
+
+  /** Starts one write per session that was given bytes while corked. */
+  uncork(): void {
+    this.#limits.corked = undefined;
+    const dirty = this.#dirty;
+    if (dirty.length === 0) return;
+    this.#dirty = [];
+    for (const session of dirty) session.uncork();
+  }
+
   #remove = (session: Session, reason: CloseReason, error?: unknown): void => {
     if (!this.#sessions.delete(session.id)) return;
     this.#closed[reason]++;
