@@ -174,6 +174,7 @@ const SERVERS: Record<ServerName, ServerSpec> = {
     argv: (port) => [
       "run",
       "-A",
+      ...(Deno.env.get("SLUICE_BENCH_V8") ? [`--v8-flags=${Deno.env.get("SLUICE_BENCH_V8")}`] : []),
       `${ROOT}main.ts`,
       "--port",
       String(port),

@@ -88,12 +88,14 @@ function trimOws(s: string, from: number): string {
   return s.slice(a, b);
 }
 
+// One char per byte. The WHATWG "latin1" label is windows-1252, which maps
+// some bytes >= 0x80 to other non-ASCII chars: the parser only trusts ASCII,
+// so that changes nothing, and it decodes natively (the spread it replaces
+// was the parser's largest cost when 10 000 clients connected at once).
+const LATIN1 = new TextDecoder("latin1");
+
 function latin1(bytes: Uint8Array, start: number, end: number): string {
-  let s = "";
-  for (let i = start; i < end; i += 4096) {
-    s += String.fromCharCode(...bytes.subarray(i, Math.min(end, i + 4096)));
-  }
-  return s;
+  return LATIN1.decode(bytes.subarray(start, end));
 }
 
 /** Finds the end of the head: index just past the blank line, or -1. */

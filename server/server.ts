@@ -126,6 +126,8 @@ export class SluiceServer implements AsyncDisposable {
     Omit<ServerOptions, "cert" | "key" | "retry" | "logger" | "onListen" | "historyStore">
   >;
   readonly #history: HistoryStore | undefined;
+  /** Unwatched streams (`watchStreams: false`): wakes the socket's handler when the session ends. */
+  readonly #streamDone = new Map<number, () => void>();
   /** Events whose (asynchronous) history append is pending; each holds a queue slot. */
   #appending = 0;
   /** Settles after the last pending append: keeps queue order equal to publish order. */
@@ -217,6 +219,7 @@ export class SluiceServer implements AsyncDisposable {
         "maxPendingHeads",
         options.maxPendingHeads ?? d.maxPendingHeads,
       ),
+      watchStreams: options.watchStreams ?? d.watchStreams,
       idleTimeout: positiveInt("idleTimeout", options.idleTimeout ?? d.idleTimeout),
       retryAfter: positiveInt("retryAfter", options.retryAfter ?? d.retryAfter, 0),
       busyStatusText: reasonPhrase("busyStatusText", options.busyStatusText ?? d.busyStatusText),
@@ -636,7 +639,19 @@ export class SluiceServer implements AsyncDisposable {
     let reason: ConnectionCloseReason;
     let error: string | undefined;
     try {
-      reason = await this.#serveRequests(conn, peer, pending);
+      const outcome = await this.#serveRequests(conn, peer, pending);
+      if (typeof outcome === "object") {
+        // The request phase's frame (read buffer, request) is gone by now:
+        // an idle stream holds only its session and a small read.
+        if (this.#opts.watchStreams) {
+          await this.#watchStream(conn, outcome.session, outcome.leftover);
+        } else if (!outcome.session.closed) {
+          await new Promise<void>((done) => this.#streamDone.set(outcome.session.id, done));
+        }
+        reason = "stream";
+      } else {
+        reason = outcome;
+      }
       if (LINGER_AFTER.has(reason) && this.#state === "running") await lingerClose(conn);
     } catch (err) {
       error = String(err);
@@ -662,12 +677,12 @@ export class SluiceServer implements AsyncDisposable {
     conn: Deno.Conn,
     peer: Deno.NetAddr,
     pending: PendingHead,
-  ): Promise<ConnectionCloseReason> {
+  ): Promise<ConnectionCloseReason | { session: Session; leftover: Uint8Array }> {
     const remoteAddr: PeerAddr = { hostname: peer.hostname, port: peer.port };
     const local = conn.localAddr as Deno.NetAddr;
     const localAddr: PeerAddr = { hostname: local.hostname, port: local.port };
     let buf: Uint8Array = new Uint8Array(0);
-    const chunk = new Uint8Array(16 * 1024);
+    const chunk = new Uint8Array(2 * 1024);
     let firstRequest = true;
     for (;;) {
       // Read until a head is complete: within the header timeout once the
@@ -736,10 +751,7 @@ export class SluiceServer implements AsyncDisposable {
       buf = buf.slice(total);
       this.#requests++;
       const outcome = await this.#dispatch(conn, req, head);
-      if (typeof outcome === "object") {
-        await this.#watchStream(conn, outcome, buf);
-        return "stream";
-      }
+      if (typeof outcome === "object") return { session: outcome, leftover: buf };
       if (outcome === "close") return "response-sent";
       if (this.#state !== "running") return "shutdown";
     }
@@ -1181,7 +1193,9 @@ export class SluiceServer implements AsyncDisposable {
    */
   async #watchStream(conn: Deno.Conn, session: Session, leftover: Uint8Array): Promise<void> {
     let buf: Uint8Array = leftover;
-    const chunk = new Uint8Array(512);
+    // Small: a stream's socket only carries the client's EOF (or, rarely, a
+    // request to refuse); an idle stream keeps this read pending.
+    const chunk = new Uint8Array(128);
     for (;;) {
       let head: RequestHead | undefined;
       try {
@@ -1241,6 +1255,11 @@ export class SluiceServer implements AsyncDisposable {
   }
 
   #sessionClosed(session: Session, reason: CloseReason, freeError?: unknown): void {
+    const done = this.#streamDone.get(session.id);
+    if (done !== undefined) {
+      this.#streamDone.delete(session.id);
+      done();
+    }
     if (freeError !== undefined) {
       this.#log("error", "free callback failed", {
         session: session.id,

@@ -100,6 +100,16 @@ export interface ServerOptions {
    * @default {512}
    */
   maxPendingHeads?: number;
+  /**
+   * Keep a read pending on every stream's socket, so a client that leaves is
+   * noticed at once (its FIN) and a second request on a stream socket gets
+   * `400 Session Already Active`. `false` saves that read's memory per idle
+   * stream (for many thousands of streams on a small box): a departed client
+   * is then found when a write to it fails, at the latest at the next
+   * keep-alive comment, as ESP-IDF's demos do.
+   * @default {true}
+   */
+  watchStreams?: boolean;
   /** Milliseconds an idle keep-alive connection (no stream) stays open. @default {30000} */
   idleTimeout?: number;
   /** Seconds a client should wait after a 503 (`Retry-After`). @default {5} */
@@ -140,6 +150,7 @@ export const DEFAULT_SERVER_OPTIONS = {
   maxBodyBytes: DEFAULT_REQUEST_LIMITS.maxBodyBytes,
   headerTimeout: 10_000,
   maxPendingHeads: 512,
+  watchStreams: true,
   idleTimeout: 30_000,
   retryAfter: 5,
   busyStatusText: "Service Unavailable",
