@@ -8,7 +8,7 @@
 /** Anything that can take bytes without blocking; a session is one. */
 export interface FanOutTarget {
   /** Queues bytes (of the event `eventId`, if known); returns `false` when refused (closed, over budget). */
-  write(bytes: Uint8Array, eventId?: string): boolean;
+  write(bytes: Uint8Array, eventId?: string, events?: number): boolean;
 }
 
 /**
@@ -17,7 +17,9 @@ export interface FanOutTarget {
  *
  * @param bytes The encoded event, shared by all targets.
  * @param targets The subscribers.
- * @param eventId The event's id, handed to each target with the bytes.
+ * @param eventId The event's id (the last one's, for several), handed to each target with the bytes.
+ * @param events How many events `bytes` hold (several consecutive events of a
+ * channel are fanned out as one block).
  * @returns How many targets accepted the bytes.
  *
  * @example
@@ -32,10 +34,11 @@ export function fanOut(
   bytes: Uint8Array,
   targets: Iterable<FanOutTarget>,
   eventId?: string,
+  events = 1,
 ): number {
   let accepted = 0;
   for (const target of targets) {
-    if (target.write(bytes, eventId)) accepted++;
+    if (target.write(bytes, eventId, events)) accepted++;
   }
   return accepted;
 }

@@ -225,6 +225,7 @@ export class EventSource {
   #onConnect: ((client: Client) => void)[] = [];
   #onDisconnect: ((client: Client, reason: CloseReason) => void)[] = [];
   #count = 0;
+  #multiChannel = 0;
   #closed = false;
 
   /** @internal Use `server.eventSource()`. */
@@ -382,6 +383,14 @@ export class EventSource {
     return this.#closed;
   }
 
+  /**
+   * @internal Whether some client follows several channels: then the
+   * fan-out must keep the order of events across channels for it.
+   */
+  get hasMultiChannelClients(): boolean {
+    return this.#multiChannel > 0;
+  }
+
   /** @internal Sessions of a channel, for the fan-out. */
   sessionsOf(channel: string): ReadonlyMap<number, Session> | undefined {
     return this.#channels.get(channel);
@@ -416,6 +425,7 @@ export class EventSource {
       m.set(session.id, session);
     }
     this.#count++;
+    if (session.channels.length > 1) this.#multiChannel++;
     const client = Client.of(session);
     for (const cb of this.#onConnect) cb(client);
   }
@@ -432,6 +442,7 @@ export class EventSource {
     }
     if (!found) return;
     this.#count--;
+    if (session.channels.length > 1) this.#multiChannel--;
     const client = Client.of(session);
     for (const cb of this.#onDisconnect) cb(client, reason);
   }

@@ -521,7 +521,15 @@ export class SluiceServer implements AsyncDisposable {
     }
   }
 
+  /**
+   * Fans out everything queued. Events of one channel whose sources have only
+   * single-channel clients are joined into one block first (one copy, shared
+   * by every socket, instead of one concatenation per socket); for a source
+   * with multi-channel clients events go out one by one, so that the order
+   * across channels is kept for each client.
+   */
   #fanOutQueued(): void {
+    let runs: Map<EventSource, Map<string, QueuedEvent[]>> | undefined;
     for (let ev = this.#queue.shift(); ev !== undefined; ev = this.#queue.shift()) {
       this.#eventsPublished++;
       if (this.#replaying.size > 0) {
@@ -529,12 +537,39 @@ export class SluiceServer implements AsyncDisposable {
           if (r.source === ev.source && r.channels.has(ev.channel)) r.held.push(ev);
         }
       }
-      const sessions = ev.source.sessionsOf(ev.channel);
-      if (sessions === undefined) continue;
-      const accepted = fanOut(ev.bytes, sessions.values(), ev.id);
-      this.#eventsDelivered += accepted;
-      this.#eventsDropped += sessions.size - accepted;
+      if (ev.source.hasMultiChannelClients) {
+        this.#fanOutBlock(ev.source, ev.channel, ev.bytes, ev.id, 1);
+        continue;
+      }
+      runs ??= new Map();
+      let byChannel = runs.get(ev.source);
+      if (byChannel === undefined) runs.set(ev.source, byChannel = new Map());
+      const run = byChannel.get(ev.channel);
+      if (run === undefined) byChannel.set(ev.channel, [ev]);
+      else run.push(ev);
     }
+    if (runs === undefined) return;
+    for (const [source, byChannel] of runs) {
+      for (const [channel, run] of byChannel) {
+        const last = run[run.length - 1];
+        const bytes = run.length === 1 ? last.bytes : concatAll(run.map((e) => e.bytes));
+        this.#fanOutBlock(source, channel, bytes, last.id, run.length);
+      }
+    }
+  }
+
+  #fanOutBlock(
+    source: EventSource,
+    channel: string,
+    bytes: Uint8Array,
+    lastId: string | undefined,
+    events: number,
+  ): void {
+    const sessions = source.sessionsOf(channel);
+    if (sessions === undefined) return;
+    const accepted = fanOut(bytes, sessions.values(), lastId, events);
+    this.#eventsDelivered += accepted * events;
+    this.#eventsDropped += (sessions.size - accepted) * events;
   }
 
   #keepAliveTick(): void {

@@ -168,10 +168,11 @@ export class Session {
    * @param bytes The bytes; they are not copied, so do not reuse the buffer.
    * @param eventId The id of the (last) event in `bytes`, if any; kept as
    * {@linkcode lastSentId} when the bytes are accepted.
+   * @param events How many events `bytes` hold (counted in `eventsSent`).
    * @returns `false` when the session is closed or the bytes were refused by
    * the slow-consumer policy.
    */
-  write(bytes: Uint8Array, eventId?: string): boolean {
+  write(bytes: Uint8Array, eventId?: string, events = 1): boolean {
     if (this.closeReason !== undefined) return false;
     // The budget bounds every byte queued for this socket, held by a corked
     // table or waiting behind a write in flight: a burst handed out in one
@@ -183,13 +184,13 @@ export class Session {
       if (this.#limits.slowConsumer === "disconnect") {
         this.close("slow-consumer");
       } else {
-        this.droppedEvents++;
-        this.droppedTotal++;
+        this.droppedEvents += events;
+        this.droppedTotal += events;
       }
       return false;
     }
     if (eventId !== undefined) this.lastSentId = eventId;
-    this.eventsSent++;
+    this.eventsSent += events;
     this.pendingBytes += bytes.length;
     if (this.#writing) {
       this.#backlog.push(bytes);
