@@ -9,21 +9,9 @@ import assert from "node:assert/strict";
 import { type Hub, type HubOptions, startHub } from "../../server/hub.ts";
 import { RawClient, type ResponseHead } from "../_util/raw_client.ts";
 import type { SseParser } from "../_util/sse_parser.ts";
+import { within } from "../_util/within.ts";
 
-/** Only guards against hangs: fails the awaited step after `ms`, never measures time. */
-export async function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`hung: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within } from "../_util/within.ts";
 
 /** A hub on 127.0.0.1, port 0, no keep-alive comments. */
 export function testHub(options: HubOptions = {}): Hub {

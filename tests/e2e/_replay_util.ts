@@ -7,21 +7,9 @@
 import assert from "node:assert/strict";
 import { RawClient } from "../_util/raw_client.ts";
 import type { ParsedEvent, SseParser } from "../_util/sse_parser.ts";
+import { within } from "../_util/within.ts";
 
-/** Only guards against hangs: fails the awaited step after `ms`, never measures time. */
-export async function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`hung: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within } from "../_util/within.ts";
 
 /** A promise with its resolve function. */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {

@@ -2,24 +2,10 @@ import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
 import { RawClient } from "../_util/raw_client.ts";
 import { SseParser } from "../_util/sse_parser.ts";
+import { within } from "../_util/within.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-/** Only guards against hangs: fails the awaited step after `ms`, never measures time. */
-async function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`hung: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A child process whose output lines (stdout and stderr) are collected as they come. */
 class Proc implements AsyncDisposable {

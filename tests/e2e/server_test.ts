@@ -4,6 +4,7 @@ import type { CloseReason } from "../../sessions/session.ts";
 import type { Client } from "../../server/event_source.ts";
 import { RawClient } from "../_util/raw_client.ts";
 import { SseParser } from "../_util/sse_parser.ts";
+import { within as withinMs } from "../_util/within.ts";
 
 const STREAM_HEAD = "HTTP/1.1 200 OK\r\n" +
   "Content-Type: text/event-stream\r\n" +
@@ -11,20 +12,7 @@ const STREAM_HEAD = "HTTP/1.1 200 OK\r\n" +
   "Connection: keep-alive\r\n" +
   "X-Accel-Buffering: no\r\n\r\n";
 
-/** Only guards against hangs: fails the awaited step after `ms`, never measures time. */
-async function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`hung: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const within = <T>(p: Promise<T>, what: string): Promise<T> => withinMs(p, what, 10_000);
 
 /** A promise with its resolve function. */
 function deferred<T = void>() {
