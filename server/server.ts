@@ -151,7 +151,7 @@ export class SluiceServer implements AsyncDisposable {
   #notFound: RouteHandler = notFound;
   readonly #secure: boolean;
   readonly #startedAt = Date.now();
-  #drainScheduled = false;
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
   #state: "running" | "stopping" | "closed" = "running";
   #resolveFinished!: () => void;
@@ -406,6 +406,8 @@ export class SluiceServer implements AsyncDisposable {
     if (this.#state === "closed") return this.finished;
     this.#state = "stopping";
     this.#stopAccepting();
+    clearTimeout(this.#drainTimer); // Closing now: what is still queued is not sent.
+    this.#drainTimer = undefined;
     this.#closeEverything();
     await this.#settle();
   }
@@ -444,12 +446,11 @@ export class SluiceServer implements AsyncDisposable {
   #drainNow = (): void => this.#drain();
 
   #scheduleDrain = (): void => {
-    if (this.#drainScheduled) return;
-    this.#drainScheduled = true;
+    if (this.#drainTimer !== undefined) return;
     // A macrotask, not a microtask: every publish that arrives in this turn
     // of the event loop is fanned out in one corked pass, so each socket gets
     // one write for all of them (measured: 100 clients 217 k -> 494 k ev/s).
-    setTimeout(this.#drainNow, 0);
+    this.#drainTimer = setTimeout(this.#drainNow, 0);
   };
 
   /**
@@ -511,7 +512,10 @@ export class SluiceServer implements AsyncDisposable {
   }
 
   #drain(): void {
-    this.#drainScheduled = false;
+    // Called by the timer, or directly (stream open, shutdown): either way the
+    // pass takes everything queued, so a pending timer has nothing left to do.
+    clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
     // Corked: each session collects every event of this pass and writes once.
     this.sessions.cork();
     try {

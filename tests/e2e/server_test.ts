@@ -685,3 +685,20 @@ Deno.test("shutdown also closes idle keep-alive connections", async () => {
   assert.equal(await within(c.readToEnd(), "close"), "");
   assert.equal(server.stats.connections, 0);
 });
+
+Deno.test("close() right after send() leaves no drain timer behind (sanitizers stay clean)", async () => {
+  const server = serve({ hostname: "127.0.0.1", port: 0 });
+  const events = server.eventSource("/events");
+  assert.equal(events.send("queued"), true);
+  await server.close();
+  assert.equal(server.stats.queue.depth, 1, "close() does not flush");
+});
+
+Deno.test("shutdown() right after send() flushes the queue", async () => {
+  const server = serve({ hostname: "127.0.0.1", port: 0 });
+  const events = server.eventSource("/events");
+  assert.equal(events.send("queued"), true);
+  await server.shutdown();
+  assert.equal(server.stats.queue.depth, 0);
+  assert.equal(server.stats.eventsPublished, 1);
+});
