@@ -31,6 +31,7 @@ import {
 import { HttpError } from "./http_error.ts";
 import { parseRequestHead, type RequestHead } from "./request_parser.ts";
 import { encodeResponse, encodeStreamHead, headerPairs } from "./response_head.ts";
+import { type PendingHead, PendingHeads } from "./pending_heads.ts";
 import { Router } from "./router.ts";
 import type { HttpRequest, HttpResponse, Middleware, PeerAddr, RouteHandler } from "./types.ts";
 import {
@@ -63,16 +64,6 @@ export {
   type ServerOptions,
   type ServerStats,
 } from "./server_options.ts";
-
-/** A socket while it receives a request: when it started, and how to evict it. */
-interface PendingHead {
-  /** When it started receiving (ms since the epoch). */
-  since: number;
-  /** Set when the socket was chosen to make room under `maxPendingHeads`. */
-  evicted: boolean;
-  /** Wakes the read the socket's handler is waiting on. */
-  wake: (() => void) | undefined;
-}
 
 interface QueuedEvent {
   source: EventSource;
@@ -163,10 +154,8 @@ export class SluiceServer implements AsyncDisposable {
   #requests = 0;
   #bytesOfClosed = 0;
   readonly #httpErrors: Record<number, number> = {};
-  /** Sockets receiving a request, not yet counted against `maxPendingHeads`; oldest first. */
-  readonly #pendingFresh = new Map<Deno.Conn, PendingHead>();
-  /** Sockets counted against `maxPendingHeads` (trickling or silent), oldest first. */
-  readonly #pendingSlow = new Map<Deno.Conn, PendingHead>();
+  /** The slowloris cap: sockets still receiving a request. */
+  readonly #pending: PendingHeads<Deno.Conn>;
   readonly #connectionsClosed: Record<ConnectionCloseReason, number> = {
     "response-sent": 0,
     "client-closed": 0,
@@ -229,6 +218,10 @@ export class SluiceServer implements AsyncDisposable {
         0,
       ),
     };
+    this.#pending = new PendingHeads(
+      this.#opts.maxPendingHeads,
+      Math.min(1_000, this.#opts.headerTimeout / 4),
+    );
     if (this.#opts.maxConnections < maxClients) {
       throw new RangeError(
         `maxConnections must be at least maxClients (${maxClients}): received ${this.#opts.maxConnections}`,
@@ -302,7 +295,7 @@ export class SluiceServer implements AsyncDisposable {
       writeTimeouts: this.#writeTimeouts,
       softRejected: this.#softRejected,
       bytesWritten: this.#bytesOfClosed + this.#bytesOfOpen(),
-      pendingHeads: this.#pendingSlow.size,
+      pendingHeads: this.#pending.counted,
       connectionsClosed: { ...this.#connectionsClosed },
       httpErrors: { ...this.#httpErrors },
       requests: this.#requests,
@@ -697,7 +690,7 @@ export class SluiceServer implements AsyncDisposable {
       // Reads report a vanished peer as EOF, so a disconnect error here came from a write.
       reason = isDisconnect(err) ? "write-error" : "error";
     } finally {
-      this.#leavePending(conn);
+      this.#pending.leave(conn);
       closeQuietly(conn);
     }
     if (this.#state !== "running" && (reason === "client-closed" || reason === "idle-timeout")) {
@@ -730,7 +723,7 @@ export class SluiceServer implements AsyncDisposable {
       let receiving = firstRequest || buf.length > 0;
       let deadline = Date.now() +
         (receiving ? this.#opts.headerTimeout : this.#opts.idleTimeout);
-      if (receiving) this.#enterPending(conn, pending);
+      if (receiving) this.#pending.enter(conn, pending);
       for (;;) {
         try {
           head = parseRequestHead(buf, this.#opts);
@@ -742,7 +735,7 @@ export class SluiceServer implements AsyncDisposable {
           throw err;
         }
         if (head !== undefined) break;
-        if (buf.length > 0) this.#markSlow(conn);
+        if (buf.length > 0) this.#pending.markSlow(conn);
         const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#sendEvicted(conn, peer);
         if (n === "timeout") {
@@ -755,7 +748,7 @@ export class SluiceServer implements AsyncDisposable {
           // The next request on a keep-alive socket has begun: the header timeout applies.
           receiving = true;
           deadline = Date.now() + this.#opts.headerTimeout;
-          this.#enterPending(conn, pending);
+          this.#pending.enter(conn, pending);
         }
         buf = concat(buf, chunk.subarray(0, n));
       }
@@ -763,7 +756,7 @@ export class SluiceServer implements AsyncDisposable {
       // Read the body.
       const total = head.headBytes + head.contentLength;
       while (buf.length < total) {
-        this.#markSlow(conn);
+        this.#pending.markSlow(conn);
         const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#sendEvicted(conn, peer);
         if (n === "timeout") {
@@ -773,7 +766,7 @@ export class SluiceServer implements AsyncDisposable {
         if (n === null) return "client-closed";
         buf = concat(buf, chunk.subarray(0, n));
       }
-      this.#leavePending(conn);
+      this.#pending.leave(conn);
       const req: HttpRequest = {
         method: head.method,
         target: head.target,
@@ -794,62 +787,6 @@ export class SluiceServer implements AsyncDisposable {
       if (outcome === "close") return "response-sent";
       if (this.#state !== "running") return "shutdown";
     }
-  }
-
-  /**
-   * Notes that a socket has begun receiving a request. It is not counted
-   * against `maxPendingHeads` yet: a client that sends its request in one
-   * piece leaves on its first read and never is. It counts once a read
-   * leaves its request incomplete ({@linkcode #markSlow}) or once it has
-   * been silent for a grace period.
-   */
-  #enterPending(conn: Deno.Conn, pending: PendingHead): void {
-    if (this.#pendingFresh.has(conn) || this.#pendingSlow.has(conn)) return;
-    const now = Date.now();
-    pending.since = now;
-    pending.evicted = false;
-    this.#pendingFresh.set(conn, pending);
-    this.#ageFresh(now);
-  }
-
-  /** A read left the socket's request incomplete: it now counts against the cap. */
-  #markSlow(conn: Deno.Conn): void {
-    const p = this.#pendingFresh.get(conn);
-    if (p === undefined) return;
-    this.#pendingFresh.delete(conn);
-    this.#countPending(conn, p);
-    this.#ageFresh(Date.now());
-  }
-
-  /** Counts the sockets silent past the grace period against the cap (oldest first). */
-  #ageFresh(now: number): void {
-    const grace = Math.min(1_000, this.#opts.headerTimeout / 4);
-    for (const [conn, p] of this.#pendingFresh) {
-      if (now - p.since < grace) break;
-      this.#pendingFresh.delete(conn);
-      this.#countPending(conn, p);
-    }
-  }
-
-  /**
-   * Adds a socket to the capped set; at `maxPendingHeads` the one counted
-   * longest is evicted first: its read wakes and it is answered 503.
-   */
-  #countPending(conn: Deno.Conn, p: PendingHead): void {
-    if (this.#pendingSlow.size >= this.#opts.maxPendingHeads) {
-      const victim = this.#pendingSlow.entries().next().value;
-      if (victim !== undefined) {
-        this.#pendingSlow.delete(victim[0]);
-        victim[1].evicted = true;
-        victim[1].wake?.();
-      }
-    }
-    this.#pendingSlow.set(conn, p);
-  }
-
-  #leavePending(conn: Deno.Conn): void {
-    this.#pendingFresh.delete(conn);
-    this.#pendingSlow.delete(conn);
   }
 
   /** Answers 503 to a socket evicted under `maxPendingHeads`. */
