@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { type Hub, type HubOptions, startHub } from "../../server/hub.ts";
 import { RawClient, type ResponseHead } from "../_util/raw_client.ts";
-import type { SseParser } from "../_util/sse_parser.ts";
 import { within } from "../_util/within.ts";
 
 export { within } from "../_util/within.ts";
@@ -47,16 +46,7 @@ export function publish(
   return request(port, "POST", target, { headers: h, body });
 }
 
-/** Opens a stream and checks its 200 head. */
-export async function subscribe(
-  port: number,
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<{ client: RawClient; parser: SseParser }> {
-  const s = await within(RawClient.stream(port, path, headers), `stream ${path}`);
-  assert.equal(s.head.status, 200, `${path}: ${s.head.statusLine}`);
-  return s;
-}
+export { subscribe } from "./_replay_util.ts";
 
 /** Waits (polling, bounded) until `cond()` holds. */
 export async function until(cond: () => boolean, what: string): Promise<void> {

@@ -39,8 +39,8 @@ export async function subscribe(
   headers: Record<string, string> = {},
 ): Promise<{ client: RawClient; parser: SseParser }> {
   const s = await within(RawClient.stream(port, path, headers), `stream ${path}`);
-  assert.equal(s.head.status, 200, s.head.statusLine);
-  assert.equal(s.head.headers.get("content-type"), "text/event-stream");
+  assert.equal(s.head.status, 200, `${path}: ${s.head.statusLine}`);
+  assert.equal(s.head.headers.get("content-type"), "text/event-stream", path);
   return { client: s.client, parser: s.parser };
 }
 
