@@ -20,7 +20,7 @@ import {
   type SubscriberAuthScheme,
 } from "./server/hub_auth.ts";
 import { loadHtdigest, parseUserFlag, UserFormatError, UserStore } from "./server/users.ts";
-import type { Logger } from "./server/server.ts";
+import { createLineLogger } from "./server/line_logger.ts";
 
 /** A CLI flag: its type, environment variable, default and help text. */
 interface Flag {
@@ -344,17 +344,6 @@ function parse(args: string[]) {
   return values;
 }
 
-function makeLogger(quiet: boolean): Logger {
-  return (level, message, fields) => {
-    if (quiet && (level === "info" || level === "debug")) return;
-    let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message}`;
-    for (const [k, v] of Object.entries(fields ?? {})) {
-      if (v !== undefined) line += ` ${k}=${typeof v === "string" ? JSON.stringify(v) : v}`;
-    }
-    (level === "error" || level === "warn" ? console.error : console.log)(line);
-  };
-}
-
 function listFlag(values: Record<string, unknown>, name: string): string[] {
   const v = values[name];
   return Array.isArray(v) ? v.map(String) : typeof v === "string" ? [v] : [];
@@ -472,7 +461,9 @@ export async function main(args: string[]): Promise<number> {
     console.log(`sluice ${denoJson.version}`);
     return 0;
   }
-  const log = makeLogger(values.quiet === true);
+  const log = createLineLogger({ quiet: values.quiet === true });
+  // Batched lines go out before the process ends, however it ends.
+  globalThis.addEventListener("unload", () => log.flush());
   let hub;
   let delivery: HubOptions | undefined;
   try {
@@ -522,6 +513,7 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   await hub.server.finished;
   log("info", "stopped");
+  log.flush();
   return 0;
 }
 

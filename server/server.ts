@@ -106,6 +106,11 @@ const KEEP_ALIVE = encodeComment("keep-alive");
  * (about 1 ms): under load that window collects more events per write.
  */
 const BUSY_GAP_MS = 2;
+/** Read size on a watched stream socket (kept inside V8's heap at this size). */
+const WATCH_READ_BYTES = 64;
+/** Read size while receiving requests, and how many such buffers are kept for reuse. */
+const READ_BUFFER_BYTES = 2 * 1024;
+const READ_BUFFER_POOL = 256;
 
 /**
  * A running Sluice server. Create it with {@linkcode serve}.
@@ -123,8 +128,13 @@ export class SluiceServer implements AsyncDisposable {
     Omit<ServerOptions, "cert" | "key" | "retry" | "logger" | "onListen" | "historyStore">
   >;
   readonly #history: HistoryStore | undefined;
-  /** Unwatched streams (`watchStreams: false`): wakes the socket's handler when the session ends. */
-  readonly #streamDone = new Map<number, () => void>();
+  /** Sockets owned by their session (open event streams): counted in `stats.connections`. */
+  #streams = 0;
+  /** Reads pending on watched stream sockets; `#settle` waits for them to end. */
+  #watchReads = 0;
+  #watchesDone: (() => void) | undefined;
+  /** Free request read buffers (see {@linkcode READ_BUFFER_POOL}). */
+  readonly #readBuffers: Uint8Array[] = [];
   /** Events whose (asynchronous) history append is pending; each holds a queue slot. */
   #appending = 0;
   /** Settles after the last pending append: keeps queue order equal to publish order. */
@@ -284,7 +294,7 @@ export class SluiceServer implements AsyncDisposable {
   /** Counters since start. */
   get stats(): ServerStats {
     return {
-      connections: this.#conns.size,
+      connections: this.#conns.size + this.#streams,
       accepted: this.#accepted,
       connectionsRefused: this.#connectionsRefused,
       sessions: this.sessions.stats,
@@ -621,6 +631,10 @@ export class SluiceServer implements AsyncDisposable {
   async #settle(): Promise<void> {
     await this.#acceptLoop;
     await Promise.allSettled([...this.#handlers]);
+    if (this.#watchReads > 0) {
+      // The reads of closed stream sockets end with the next turn of the loop.
+      await new Promise<void>((resolve) => this.#watchesDone = resolve);
+    }
     await this.#appendTail;
     try {
       await this.#history?.close();
@@ -643,7 +657,7 @@ export class SluiceServer implements AsyncDisposable {
         continue;
       }
       this.#accepted++;
-      if (this.#conns.size >= this.#opts.maxConnections) {
+      if (this.#conns.size + this.#streams >= this.#opts.maxConnections) {
         this.#connectionsRefused++;
         this.#connectionsClosed["too-many-connections"]++;
         this.#countError(503);
@@ -691,20 +705,20 @@ export class SluiceServer implements AsyncDisposable {
     const pending: PendingHead = { since: 0, evicted: false, wake: undefined };
     let reason: ConnectionCloseReason;
     let error: string | undefined;
+    let adopted = false;
     try {
       const outcome = await this.#serveRequests(conn, peer, pending);
       if (typeof outcome === "object") {
-        // The request phase's frame (read buffer, request) is gone by now:
-        // an idle stream holds only its session and a small read.
-        if (this.#opts.watchStreams) {
-          await this.#watchStream(conn, outcome.session, outcome.leftover);
-        } else if (!outcome.session.closed) {
-          await new Promise<void>((done) => this.#streamDone.set(outcome.session.id, done));
+        // The socket now belongs to its session (closed, counted and logged
+        // when the session ends): this handler returns, so an idle stream
+        // holds no suspended frame, only its session and, when watched, one read.
+        adopted = true;
+        if (this.#opts.watchStreams && !outcome.session.closed) {
+          this.#watchStream(conn, outcome.session, outcome.leftover);
         }
-        reason = "stream";
-      } else {
-        reason = outcome;
+        return;
       }
+      reason = outcome;
       if (LINGER_AFTER.has(reason) && this.#state === "running") await lingerClose(conn);
     } catch (err) {
       error = String(err);
@@ -712,16 +726,21 @@ export class SluiceServer implements AsyncDisposable {
       reason = isDisconnect(err) ? "write-error" : "error";
     } finally {
       this.#pending.leave(conn);
-      closeQuietly(conn);
+      if (!adopted) closeQuietly(conn);
     }
+    this.#connEnded(peerString(peer), reason, error);
+  }
+
+  /** Counts and logs the end of a socket. */
+  #connEnded(peer: string, reason: ConnectionCloseReason, error?: string): void {
     if (this.#state !== "running" && (reason === "client-closed" || reason === "idle-timeout")) {
       reason = "shutdown";
     }
     this.#connectionsClosed[reason]++;
     if (reason === "error") {
-      this.#log("error", "connection failed", { peer: peerString(peer), reason, error });
+      this.#log("error", "connection failed", { peer, reason, error });
     } else {
-      this.#log("debug", "connection closed", { peer: peerString(peer), reason, error });
+      this.#log("debug", "connection closed", { peer, reason, error });
     }
   }
 
@@ -731,11 +750,30 @@ export class SluiceServer implements AsyncDisposable {
     peer: Deno.NetAddr,
     pending: PendingHead,
   ): Promise<ConnectionCloseReason | { session: Session; leftover: Uint8Array }> {
+    // Read buffers are reused across sockets: a connect burst allocates none.
+    const chunk = this.#readBuffers.pop() ?? new Uint8Array(READ_BUFFER_BYTES);
+    try {
+      return await this.#readRequests(conn, peer, pending, chunk);
+    } finally {
+      if (this.#readBuffers.length < READ_BUFFER_POOL) this.#readBuffers.push(chunk);
+    }
+  }
+
+  /**
+   * The loop of {@linkcode #serveRequests}. `buf` may be a view of `chunk`
+   * (a request that came in one read is parsed in place); it is copied
+   * before the next read into `chunk`, and nothing returned aliases it.
+   */
+  async #readRequests(
+    conn: Deno.Conn,
+    peer: Deno.NetAddr,
+    pending: PendingHead,
+    chunk: Uint8Array,
+  ): Promise<ConnectionCloseReason | { session: Session; leftover: Uint8Array }> {
     const remoteAddr: PeerAddr = { hostname: peer.hostname, port: peer.port };
     const local = conn.localAddr as Deno.NetAddr;
     const localAddr: PeerAddr = { hostname: local.hostname, port: local.port };
     let buf: Uint8Array = new Uint8Array(0);
-    const chunk = new Uint8Array(2 * 1024);
     let firstRequest = true;
     for (;;) {
       // Read until a head is complete: within the header timeout once the
@@ -757,6 +795,7 @@ export class SluiceServer implements AsyncDisposable {
         }
         if (head !== undefined) break;
         if (buf.length > 0) this.#pending.markSlow(conn);
+        if (buf.buffer === chunk.buffer) buf = buf.slice();
         const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#sendEvicted(conn, peer);
         if (n === "timeout") {
@@ -771,13 +810,14 @@ export class SluiceServer implements AsyncDisposable {
           deadline = Date.now() + this.#opts.headerTimeout;
           this.#pending.enter(conn, pending);
         }
-        buf = concat(buf, chunk.subarray(0, n));
+        buf = buf.length === 0 ? chunk.subarray(0, n) : concat(buf, chunk.subarray(0, n));
       }
       firstRequest = false;
       // Read the body.
       const total = head.headBytes + head.contentLength;
       while (buf.length < total) {
         this.#pending.markSlow(conn);
+        if (buf.buffer === chunk.buffer) buf = buf.slice();
         const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#sendEvicted(conn, peer);
         if (n === "timeout") {
@@ -1010,6 +1050,7 @@ export class SluiceServer implements AsyncDisposable {
       channels,
       lastEventId: lastEventId === undefined ? undefined : lastEventId.slice(0, 256),
     }, release);
+    this.#streams++;
     this.#sourceOf.set(session.id, source);
     const retry = source.retry ?? this.#retry;
     const headBytes = encodeStreamHead(headerPairs(extra));
@@ -1184,65 +1225,78 @@ export class SluiceServer implements AsyncDisposable {
   }
 
   /**
-   * Reads from a stream's socket until the client leaves. Bytes the client
-   * sends are parsed as requests: a second request on a stream socket gets
-   * `400 Session Already Active` (written in order through the session).
+   * Keeps one small read pending on a stream's socket, to notice at once when
+   * the client leaves (EOF or reset). Bytes the client sends are parsed as
+   * requests: a second request on a stream socket gets `400 Session Already
+   * Active` (written in order through the session). Callbacks, not an async
+   * loop: an idle stream holds one pending read and its two handlers.
    */
-  async #watchStream(conn: Deno.Conn, session: Session, leftover: Uint8Array): Promise<void> {
+  #watchStream(conn: Deno.Conn, session: Session, leftover: Uint8Array): void {
     let buf: Uint8Array = leftover;
-    // Small: a stream's socket only carries the client's EOF (or, rarely, a
-    // request to refuse); an idle stream keeps this read pending.
-    const chunk = new Uint8Array(128);
-    for (;;) {
+    // At most 64 bytes: V8 keeps such a buffer inside its heap, with no
+    // separate allocation (a stream's socket only carries the client's EOF
+    // or, rarely, a request to refuse).
+    const chunk = new Uint8Array(WATCH_READ_BYTES);
+    this.#watchReads++;
+    const ended = (): void => {
+      if (--this.#watchReads === 0) this.#watchesDone?.();
+    };
+    const onError = (err: unknown): void => {
+      ended();
+      // After the session closed its socket (slow consumer, shutdown...) a read fails: expected.
+      if (!session.closed && !isDisconnect(err)) {
+        this.#log("error", "stream read failed", { session: session.id, error: String(err) });
+      }
+      session.close("client-closed");
+    };
+    const onRead = (n: number | null): void => {
+      if (n === null || session.closed) {
+        ended();
+        session.close("client-closed");
+        return;
+      }
+      buf = concat(buf, chunk.subarray(0, n));
+      if (buf.length > this.#opts.maxHeadBytes + this.#opts.maxBodyBytes) buf = new Uint8Array(0);
+      buf = this.#refuseStreamRequests(session, buf);
+      conn.read(chunk).then(onRead, onError);
+    };
+    buf = this.#refuseStreamRequests(session, buf);
+    conn.read(chunk).then(onRead, onError);
+  }
+
+  /**
+   * Answers every complete request in `buf` (received on a stream socket)
+   * with `400 Session Already Active`; returns what is left.
+   */
+  #refuseStreamRequests(session: Session, buf: Uint8Array): Uint8Array {
+    while (buf.length > 0) {
       let head: RequestHead | undefined;
       try {
-        head = buf.length ? parseRequestHead(buf, this.#opts) : undefined;
+        head = parseRequestHead(buf, this.#opts);
       } catch (err) {
         // Garbage on a stream socket: dropped (bounded), the stream goes on.
         this.#log(
           err instanceof HttpError ? "debug" : "error",
           "input on a stream socket ignored",
-          {
-            session: session.id,
-            bytes: buf.length,
-            error: String(err),
-          },
+          { session: session.id, bytes: buf.length, error: String(err) },
         );
-        buf = new Uint8Array(0);
+        return new Uint8Array(0);
       }
-      if (head !== undefined) {
-        buf = buf.slice(head.headBytes + head.contentLength);
-        this.#countError(400);
-        this.#log("info", "request on a stream socket refused", {
-          session: session.id,
-          status: 400,
-          reason: "Session Already Active",
-        });
-        session.write(
-          encodeResponse(400, [["Content-Type", "text/plain"]], "Session Already Active\n", {
-            statusText: "Session Already Active",
-          }),
-        );
-        continue;
-      }
-      let n: number | null;
-      try {
-        n = await conn.read(chunk);
-      } catch (err) {
-        // After the session closed its socket (slow consumer, shutdown...) a read fails: expected.
-        if (!session.closed && !isDisconnect(err)) {
-          this.#log("error", "stream read failed", { session: session.id, error: String(err) });
-        }
-        n = null;
-      }
-      if (n === null) {
-        session.close("client-closed");
-        return;
-      }
-      if (session.closed) return;
-      buf = concat(buf, chunk.subarray(0, n));
-      if (buf.length > this.#opts.maxHeadBytes + this.#opts.maxBodyBytes) buf = new Uint8Array(0);
+      if (head === undefined) return buf;
+      buf = buf.slice(head.headBytes + head.contentLength);
+      this.#countError(400);
+      this.#log("info", "request on a stream socket refused", {
+        session: session.id,
+        status: 400,
+        reason: "Session Already Active",
+      });
+      session.write(
+        encodeResponse(400, [["Content-Type", "text/plain"]], "Session Already Active\n", {
+          statusText: "Session Already Active",
+        }),
+      );
     }
+    return buf;
   }
 
   #bytesOfOpen(): number {
@@ -1252,11 +1306,6 @@ export class SluiceServer implements AsyncDisposable {
   }
 
   #sessionClosed(session: Session, reason: CloseReason, freeError?: unknown): void {
-    const done = this.#streamDone.get(session.id);
-    if (done !== undefined) {
-      this.#streamDone.delete(session.id);
-      done();
-    }
     if (freeError !== undefined) {
       this.#log("error", "free callback failed", {
         session: session.id,
@@ -1285,6 +1334,11 @@ export class SluiceServer implements AsyncDisposable {
         peer: session.remoteAddr,
         error: String(err),
       });
+    }
+    if (source !== undefined) {
+      // A stream of this server: the session closed the socket it owned.
+      this.#streams--;
+      this.#connEnded(session.remoteAddr, "stream");
     }
   }
 }
