@@ -16,8 +16,10 @@ export interface PendingHead {
   since: number;
   /** Set when the socket was chosen to make room under the cap. */
   evicted: boolean;
-  /** Wakes the read the socket's handler is waiting on. */
-  wake: (() => void) | undefined;
+  /** When the read the socket's handler is waiting on times out (ms since the epoch). */
+  deadline: number;
+  /** Wakes that read: its deadline passed, or the socket was evicted. */
+  wake: ((why: "timeout" | "evicted") => void) | undefined;
 }
 
 /** The sockets receiving a request, keyed by socket. */
@@ -99,7 +101,7 @@ export class PendingHeads<K> {
       if (victim !== undefined) {
         this.#slow.delete(victim[0]);
         victim[1].evicted = true;
-        victim[1].wake?.();
+        victim[1].wake?.("evicted");
       }
     }
     this.#slow.set(key, p);

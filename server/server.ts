@@ -133,6 +133,9 @@ export class SluiceServer implements AsyncDisposable {
   /** Reads pending on watched stream sockets; `#settle` waits for them to end. */
   #watchReads = 0;
   #watchesDone: (() => void) | undefined;
+  /** Sockets waiting for request bytes, with their read deadline. */
+  readonly #reading = new Set<PendingHead>();
+  #deadlineTimer: ReturnType<typeof setInterval> | undefined;
   /** Free request read buffers (see {@linkcode READ_BUFFER_POOL}). */
   readonly #readBuffers: Uint8Array[] = [];
   /** Events whose (asynchronous) history append is pending; each holds a queue slot. */
@@ -287,6 +290,12 @@ export class SluiceServer implements AsyncDisposable {
       const every = Math.min(1000, Math.max(10, Math.floor(this.#opts.writeTimeout / 2)));
       this.#writeTimer = setInterval(() => this.#writeDeadlineTick(), every);
     }
+    // Request read deadlines are checked a few times per timeout (at most every 250 ms).
+    const sweepMs = Math.max(
+      5,
+      Math.min(250, Math.floor(Math.min(this.#opts.headerTimeout, this.#opts.idleTimeout) / 8)),
+    );
+    this.#deadlineTimer = setInterval(() => this.#sweepDeadlines(), sweepMs);
     this.#acceptLoop = this.#accept();
     options.onListen?.(this.addr);
   }
@@ -608,6 +617,7 @@ export class SluiceServer implements AsyncDisposable {
 
   #stopAccepting(): void {
     clearInterval(this.#keepAliveTimer);
+    clearInterval(this.#deadlineTimer);
     clearInterval(this.#writeTimer);
     try {
       this.#listener.close();
@@ -702,7 +712,7 @@ export class SluiceServer implements AsyncDisposable {
    */
   async #serveConn(conn: Deno.Conn): Promise<void> {
     const peer = conn.remoteAddr as Deno.NetAddr;
-    const pending: PendingHead = { since: 0, evicted: false, wake: undefined };
+    const pending: PendingHead = { since: 0, evicted: false, deadline: 0, wake: undefined };
     let reason: ConnectionCloseReason;
     let error: string | undefined;
     let adopted = false;
@@ -873,20 +883,28 @@ export class SluiceServer implements AsyncDisposable {
     pending: PendingHead,
   ): Promise<number | null | "timeout" | "evicted"> {
     if (pending.evicted) return "evicted";
-    const ms = deadline - Date.now();
-    if (ms <= 0) return "timeout";
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), ms));
-    const evicted = new Promise<"evicted">((r) => pending.wake = () => r("evicted"));
+    if (deadline <= Date.now()) return "timeout";
+    // No timer per read: one sweep wakes the reads whose deadline passed.
+    pending.deadline = deadline;
+    const woken = new Promise<"timeout" | "evicted">((r) => pending.wake = r);
+    this.#reading.add(pending);
     try {
-      const n = await Promise.race([conn.read(chunk), timeout, evicted]);
+      const n = await Promise.race([conn.read(chunk), woken]);
       return pending.evicted ? "evicted" : n;
     } catch (err) {
       if (isDisconnect(err)) return null;
       throw err;
     } finally {
-      clearTimeout(timer);
+      this.#reading.delete(pending);
       pending.wake = undefined;
+    }
+  }
+
+  /** Wakes every request read whose deadline has passed (see {@linkcode #readWithDeadline}). */
+  #sweepDeadlines(): void {
+    const now = Date.now();
+    for (const p of this.#reading) {
+      if (p.deadline <= now) p.wake?.("timeout");
     }
   }
 
