@@ -3,6 +3,9 @@
  * side by side, same machine, same run, and prints a markdown table with the
  * ratio Sluice/baseline. Server pinned to CPU 0, load tools (separate Deno
  * processes: bench/load_subscriber.ts, bench/load_publisher.ts) pinned to CPU 1.
+ * With `--peer c-ref-batch` (or `c-ref`) the C reference server of
+ * ../shared/bench/peers/c_ref.c, built with gcc into a temp dir at run time, runs
+ * in the same matrix, and the table adds the ratio Sluice/<peer>.
  *
  * Measures (issue 6):
  * - fan-out: events delivered per second, summed over clients, at 100 / 1000 /
@@ -23,6 +26,7 @@
  * deno task bench --quick              # smoke run (< 60 s)
  * deno task bench --only baseline --quick
  * deno task bench --runs 3 --json /tmp/bench.json
+ * deno task bench --peer c-ref-batch   # + the C reference peer (needs gcc, ../shared/bench)
  * ```
  *
  * @module
@@ -33,7 +37,10 @@ import { Histogram } from "./_histogram.ts";
 
 const USAGE = `usage: deno task bench [options]
   --quick               short windows, fewer clients (smoke run, < 60 s)
-  --only NAME           sluice | baseline (default: both)
+  --only NAME           sluice | baseline (default: both; peers from --peer are added)
+  --peer NAME           also run a C reference peer: c-ref-batch | c-ref (repeatable or a comma
+                        list; off by default). Built from ../shared/bench/peers/c_ref.c with
+                        gcc -O2 into a temp dir at run time; serves GET /sub, POST /publish
   --duration S          fan-out window per client count (5; quick 2)
   --warmup S            pause between connect phase and window (1; quick 0.5)
   --latency-duration S  latency window (5; quick 2)
@@ -74,6 +81,7 @@ const { values: opts } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string" },
+    peer: { type: "string", multiple: true, default: [] },
     duration: { type: "string" },
     warmup: { type: "string" },
     "latency-duration": { type: "string" },
@@ -157,24 +165,63 @@ for (const c of CFG.clients) {
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
+/**
+ * V8 flags of Sluice's process: those of `deno task start` (as users run it),
+ * unless SLUICE_BENCH_V8 is set ("" for none).
+ */
+const SLUICE_V8_FLAGS = Deno.env.get("SLUICE_BENCH_V8") ?? startTaskV8Flags();
+
+function startTaskV8Flags(): string {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const task = String(config.tasks?.start ?? "");
+  return /--v8-flags=(\S+)/.exec(task)?.[1] ?? "";
+}
 const DENO = Deno.execPath();
 const CHANNEL_PATH = "/events/bench";
+/** The C reference peers' source (read-only; built into TMP at run time, never copied here). */
+const PEER_SRC = new URL("../../shared/bench/peers/c_ref.c", import.meta.url).pathname;
 
-type ServerName = "sluice" | "baseline";
+type DenoServerName = "sluice" | "baseline";
+type PeerName = "c-ref-batch" | "c-ref";
+type ServerName = DenoServerName | PeerName;
+const PEER_NAMES: readonly PeerName[] = ["c-ref-batch", "c-ref"];
 
 interface ServerSpec {
   name: ServerName;
-  /** argv after `deno`, given the port */
+  /** full argv (program first), given the port */
   argv(port: number): string[];
+  /** extra environment variables */
+  env?: Record<string, string>;
+  /** path subscribers GET (default CHANNEL_PATH) */
+  subPath?: string;
+  /** path the publisher POSTs to (default CHANNEL_PATH) */
+  pubPath?: string;
+}
+
+const subPath = (spec: ServerSpec) => spec.subPath ?? CHANNEL_PATH;
+const pubPath = (spec: ServerSpec) => spec.pubPath ?? CHANNEL_PATH;
+
+/** the peers' binary, built by buildPeer() in preflight */
+let cRefBin = "";
+
+function peerSpec(name: PeerName): ServerSpec {
+  return {
+    name,
+    argv: (port) => [cRefBin, String(port)],
+    env: { BATCH: name === "c-ref-batch" ? "1" : "0" },
+    subPath: "/sub",
+    pubPath: "/publish",
+  };
 }
 
 const SERVERS: Record<ServerName, ServerSpec> = {
   sluice: {
     name: "sluice",
     argv: (port) => [
+      DENO,
       "run",
       "-A",
-      ...(Deno.env.get("SLUICE_BENCH_V8") ? [`--v8-flags=${Deno.env.get("SLUICE_BENCH_V8")}`] : []),
+      ...(SLUICE_V8_FLAGS ? [`--v8-flags=${SLUICE_V8_FLAGS}`] : []),
       `${ROOT}main.ts`,
       "--port",
       String(port),
@@ -189,8 +236,10 @@ const SERVERS: Record<ServerName, ServerSpec> = {
   },
   baseline: {
     name: "baseline",
-    argv: (port) => ["run", "-A", `${HERE}baseline_deno_serve.ts`, "--port", String(port)],
+    argv: (port) => [DENO, "run", "-A", `${HERE}baseline_deno_serve.ts`, "--port", String(port)],
   },
+  "c-ref-batch": peerSpec("c-ref-batch"),
+  "c-ref": peerSpec("c-ref"),
 };
 
 let selected: ServerName[] = ["sluice", "baseline"];
@@ -200,6 +249,14 @@ if (opts.only !== undefined) {
   }
   selected = [opts.only];
 }
+const peers: PeerName[] = [];
+for (const p of opts.peer.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v)) {
+  if (!(PEER_NAMES as readonly string[]).includes(p)) {
+    throw new RangeError(`peer must be ${PEER_NAMES.join(" or ")}: received ${p}`);
+  }
+  if (!peers.includes(p as PeerName)) peers.push(p as PeerName);
+}
+selected = [...selected, ...peers];
 
 // ---- processes ------------------------------------------------------------
 
@@ -228,13 +285,18 @@ let procSeq = 0;
  * Start `argv` pinned to `cpu` with the soft fd limit raised to the hard limit.
  * stdout is captured (the tools print one JSON line), stderr goes to a log file.
  */
-function spawn(name: string, cpu: string | null, argv: string[]): Proc {
+function spawn(
+  name: string,
+  cpu: string | null,
+  argv: string[],
+  env: Record<string, string> = {},
+): Proc {
   const log = `${TMP}/${++procSeq}-${name}.log`;
   const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@" 2>"$LOG"';
   const pin = cpu === null ? [] : ["taskset", "-c", cpu];
   const child = new Deno.Command("bash", {
     args: ["-c", script, "bash", ...pin, ...argv],
-    env: { LOG: log, DENO_NO_UPDATE_CHECK: "1" },
+    env: { ...env, LOG: log, DENO_NO_UPDATE_CHECK: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -318,16 +380,23 @@ function freePort(): number {
   return port;
 }
 
-async function startServer(spec: ServerSpec): Promise<{ proc: Proc; port: number }> {
+/** A started server. */
+interface Running {
+  proc: Proc;
+  port: number;
+  spec: ServerSpec;
+}
+
+async function startServer(spec: ServerSpec): Promise<Running> {
   const port = freePort();
-  const proc = spawn(spec.name, CFG.serverCpu, [DENO, ...spec.argv(port)]);
+  const proc = spawn(spec.name, CFG.serverCpu, spec.argv(port), spec.env);
   const deadline = monoNs() + 30e9;
   while (monoNs() < deadline) {
     if (proc.exited) break;
     try {
       const c = await Deno.connect({ hostname: "127.0.0.1", port });
       c.close();
-      return { proc, port };
+      return { proc, port, spec };
     } catch { /* not yet */ }
     await sleep(50);
   }
@@ -505,14 +574,15 @@ interface SubRun {
  */
 async function subscribeAndPublish(
   tag: string,
-  server: { proc: Proc; port: number },
+  server: Running,
   clients: number,
   windowS: number,
   subArgs: string[],
   pubArgs: string[],
   follow: boolean,
 ): Promise<SubRun> {
-  const url = `http://127.0.0.1:${server.port}${CHANNEL_PATH}`;
+  const url = `http://127.0.0.1:${server.port}${subPath(server.spec)}`;
+  const pubUrl = `http://127.0.0.1:${server.port}${pubPath(server.spec)}`;
   const procsN = CFG.subProcs > 0 ? CFG.subProcs : Math.ceil(clients / 5000);
   const go = `${TMP}/${tag}.go`;
   const ready: string[] = [];
@@ -537,7 +607,7 @@ async function subscribeAndPublish(
     ]));
   });
   await waitFiles(ready, subs, 60_000);
-  const pub = publisher(`${tag}-pub`, url, [
+  const pub = publisher(`${tag}-pub`, pubUrl, [
     ...(follow ? ["--follow", shm.join(","), "--wait-ready", "--window", String(CFG.window)] : []),
     "-k",
     String(CFG.pubConns),
@@ -594,7 +664,7 @@ async function waitQuiet(): Promise<number> {
 
 async function withServer<T>(
   spec: ServerSpec,
-  f: (s: { proc: Proc; port: number }) => Promise<T>,
+  f: (s: Running) => Promise<T>,
 ): Promise<T> {
   if (CFG.waitQuiet > 0) {
     const busy = await waitQuiet();
@@ -605,19 +675,19 @@ async function withServer<T>(
   const s = await startServer(spec);
   try {
     // one request so that the first measured one does not pay for JIT/lazy init
-    await warmUp(s.port);
+    await warmUp(s.port, pubPath(spec));
     return await f(s);
   } finally {
     await stop(s.proc);
   }
 }
 
-async function warmUp(port: number): Promise<void> {
+async function warmUp(port: number, path: string): Promise<void> {
   const c = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     const body = "warm-up";
     await c.write(new TextEncoder().encode(
-      `POST ${CHANNEL_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     ));
     const buf = new Uint8Array(1024);
     const deadline = setTimeout(() => c.close(), 2000);
@@ -715,7 +785,7 @@ async function latency(spec: ServerSpec, run: number): Promise<void> {
 
 async function idle(spec: ServerSpec, run: number): Promise<void> {
   await withServer(spec, async (s) => {
-    const url = `http://127.0.0.1:${s.port}${CHANNEL_PATH}`;
+    const url = `http://127.0.0.1:${s.port}${subPath(spec)}`;
     const tag = `idle-${spec.name}-${run}`;
     await sleep(500);
     const rss0 = rssKb(s.proc.pid);
@@ -807,7 +877,7 @@ async function idle(spec: ServerSpec, run: number): Promise<void> {
 
 async function overload(spec: ServerSpec, run: number): Promise<void> {
   await withServer(spec, async (s) => {
-    const url = `http://127.0.0.1:${s.port}${CHANNEL_PATH}`;
+    const url = `http://127.0.0.1:${s.port}${subPath(spec)}`;
     const tag = `overload-${spec.name}-${run}`;
     const go = `${TMP}/${tag}.go`;
     const maxTime = String(60 + CFG.overloadDuration);
@@ -833,7 +903,7 @@ async function overload(spec: ServerSpec, run: number): Promise<void> {
     group("stalled", "stall", CFG.stall);
     await waitFiles(ready, subs, 60_000);
     const rss0 = rssKb(s.proc.pid);
-    const pub = publisher(`${tag}-pub`, url, [
+    const pub = publisher(`${tag}-pub`, `http://127.0.0.1:${s.port}${pubPath(spec)}`, [
       "-k",
       String(CFG.pubConns),
       "-d",
@@ -953,22 +1023,34 @@ function ratio(a: number, b: number): string {
   return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : "–";
 }
 
-function table(): string {
-  const rows: string[] = [];
-  const cols = selected;
-  const both = cols.length === 2;
-  rows.push(
-    `| measure | ${cols.join(" | ")}${both ? " | Sluice/baseline" : ""} | target (Sluice) |`,
+/** Ratio columns: Sluice against each other server that ran ([index a, index b, heading]). */
+function ratioCols(): Array<[number, number, string]> {
+  const i = selected.indexOf("sluice");
+  if (i < 0) return [];
+  return selected.flatMap((s, j): Array<[number, number, string]> =>
+    s === "sluice" ? [] : [[i, j, `Sluice/${s}`]]
   );
-  rows.push(`|---|${cols.map(() => "---").join("|")}|${both ? "---|" : ""}---|`);
+}
+
+/** `| a/b | a/c` cells for one row of values (one per selected server). */
+function ratioCells(v: number[]): string {
+  return ratioCols().map(([a, b]) => ` | ${ratio(v[a], v[b])}`).join("");
+}
+
+/** Table head and separator rows: measure, one column per server, the ratios, `extra`. */
+function tableHead(first: string, extra: string[]): string[] {
+  const heads = [first, ...selected, ...ratioCols().map(([, , h]) => h), ...extra];
+  return [`| ${heads.join(" | ")} |`, `|${heads.map(() => "---").join("|")}|`];
+}
+
+function table(): string {
+  const cols = selected;
+  const rc = ratioCols();
+  const rows = tableHead("measure", ["target (Sluice)"]);
   const row = (label: string, measure: string, fmt: (v: number) => string, target: string) => {
     const v = cols.map((c) => value(measure, c));
     if (v.every((x) => !Number.isFinite(x))) return;
-    rows.push(
-      `| ${label} | ${v.map(fmt).join(" | ")}${
-        both ? ` | ${ratio(v[0], v[1])}` : ""
-      } | ${target} |`,
-    );
+    rows.push(`| ${label} | ${v.map(fmt).join(" | ")}${ratioCells(v)} | ${target} |`);
   };
   for (const c of CFG.clients) {
     row(
@@ -986,11 +1068,7 @@ function table(): string {
   );
   const p50 = cols.map((c) => Number(medianRun("latency", c)?.detail.lat_p50_us ?? NaN));
   if (p50.some(Number.isFinite)) {
-    rows.push(
-      `| p50 latency (same run) | ${p50.map(fmtMs).join(" | ")}${
-        both ? ` | ${ratio(p50[0], p50[1])}` : ""
-      } | |`,
-    );
+    rows.push(`| p50 latency (same run) | ${p50.map(fmtMs).join(" | ")}${ratioCells(p50)} | |`);
   }
   row(`memory / idle conn (${CFG.idle} conns)`, "idle-memory", fmtBytes, "≤ 4 KiB");
   row(`connects/s (${CFG.idle} streams)`, "connects", fmtRate, "≥ 30 k/s");
@@ -1001,7 +1079,7 @@ function table(): string {
   if (pubP99.some(Number.isFinite)) {
     rows.push(
       `| publish answer p99 during fan-out (${big} clients) | ${pubP99.map(fmtMs).join(" | ")}${
-        both ? ` | ${ratio(pubP99[0], pubP99[1])}` : ""
+        ratioCells(pubP99)
       } | answered without waiting for the fan-out |`,
     );
   }
@@ -1030,7 +1108,7 @@ function table(): string {
         CFG.overloadClients > 0 ? `${CFG.overloadClients} reading + ` : ""
       }${CFG.stall} stalled subscribers, ${CFG.overloadSize}-byte events | ${
         ov.map(cell).join(" | ")
-      }${both ? " | " : ""} | 503 back-pressure, bounded RSS |`,
+      }${rc.map(() => " | ").join("")} | 503 back-pressure, bounded RSS |`,
     );
   }
   return rows.join("\n");
@@ -1039,15 +1117,11 @@ function table(): string {
 /** Server-side capacity: work per server CPU-second (robust to a saturated client or noise). */
 function capacityTable(): string {
   const cols = selected;
-  const both = cols.length === 2;
-  const rows = [
-    `| per server CPU-second | ${cols.join(" | ")}${both ? " | Sluice/baseline" : ""} |`,
-    `|---|${cols.map(() => "---").join("|")}|${both ? "---|" : ""}`,
-  ];
+  const rows = tableHead("per server CPU-second", []);
   const add = (label: string, measure: string, key: string, fmt: (v: number) => string) => {
     const v = cols.map((c) => median(runsOf(measure, c).map((r) => Number(r.detail[key]))));
     if (v.every((x) => !Number.isFinite(x))) return;
-    rows.push(`| ${label} | ${v.map(fmt).join(" | ")}${both ? ` | ${ratio(v[0], v[1])}` : ""} |`);
+    rows.push(`| ${label} | ${v.map(fmt).join(" | ")}${ratioCells(v)} |`);
   };
   for (const c of CFG.clients) {
     add(`events delivered, ${c} clients`, `fanout-${c}`, "ev_per_server_cpu_s", fmtEvents);
@@ -1083,6 +1157,34 @@ function details(): string {
 
 // ---- main -------------------------------------------------------------------
 
+/** Build the C peer (`gcc -O2`, as ../shared/bench/peers/peer.sh does) into TMP; its path. */
+async function buildPeer(): Promise<string> {
+  const hint = "install gcc, or drop --peer to run without the C reference peer";
+  if (!exists(PEER_SRC)) {
+    throw new BenchError(
+      `C peer source ${PEER_SRC} not found (../shared/bench is needed for --peer): drop --peer`,
+    );
+  }
+  const bin = `${TMP}/c_ref`;
+  let o: Deno.CommandOutput;
+  try {
+    o = await new Deno.Command("gcc", {
+      args: ["-O2", "-o", bin, PEER_SRC],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+  } catch {
+    throw new BenchError(`gcc not found, needed to build ${PEER_SRC} for --peer: ${hint}`);
+  }
+  if (!o.success) {
+    throw new BenchError(
+      `gcc could not build ${PEER_SRC} (${hint}):\n${new TextDecoder().decode(o.stderr)}`,
+    );
+  }
+  return bin;
+}
+
 async function preflight(): Promise<void> {
   if (CFG.serverCpu !== null) {
     const ok = await new Deno.Command("taskset", { args: ["-c", CFG.serverCpu, "true"] }).output()
@@ -1092,6 +1194,7 @@ async function preflight(): Promise<void> {
   if (selected.includes("sluice") && !exists(`${ROOT}main.ts`)) {
     throw new BenchError(`Sluice CLI not found at ${ROOT}main.ts (use --only baseline)`);
   }
+  if (peers.length > 0) cRefBin = await buildPeer();
   const limit = await new Deno.Command("bash", {
     args: ["-c", 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ulimit -n'],
   })
@@ -1195,13 +1298,19 @@ try {
     }; ` +
       `${CFG.size}-byte events; fan-out: publisher -k ${CFG.pubConns}, closed loop, window ${CFG.window}; ` +
       `window ${CFG.duration} s after ${CFG.warmup} s warm-up; fresh server per measure; ` +
-      `subscriber engine ${CFG.engine}${CFG.sseload ? ", connects by the C sseload" : ""}. ` +
+      `subscriber engine ${CFG.engine}${CFG.sseload ? ", connects by the C sseload" : ""}; ` +
+      `Sluice's V8 flags: ${SLUICE_V8_FLAGS || "none"}. ` +
+      (peers.length > 0
+        ? `C peer(s) ${peers.join(", ")}: ${PEER_SRC} built with gcc -O2 at run time ` +
+          "(BATCH=1 for c-ref-batch), GET /sub, POST /publish; it answers 200 to every publish " +
+          "(no 503) and drops a subscriber once 4 MiB are pending for it. "
+        : "") +
       `Wall time ${((monoNs() - t0) / 1e9).toFixed(0)} s.`,
   );
   if (opts.json) {
     Deno.writeTextFileSync(
       opts.json,
-      JSON.stringify({ config: { ...CFG, skip: [...CFG.skip] }, results }, null, 2),
+      JSON.stringify({ config: { ...CFG, skip: [...CFG.skip], peers }, results }, null, 2),
     );
   }
 } catch (e) {

@@ -588,6 +588,7 @@ export class SluiceServer implements AsyncDisposable {
     if (runs === undefined) return;
     for (const [source, byChannel] of runs) {
       for (const [channel, run] of byChannel) {
+        if (source.sessionsOf(channel) === undefined) continue; // Nobody listens: no join.
         const last = run[run.length - 1];
         const bytes = run.length === 1 ? last.bytes : concatAll(run.map((e) => e.bytes));
         this.#fanOutBlock(source, channel, bytes, last.id, run.length);
