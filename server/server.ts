@@ -717,8 +717,10 @@ export class SluiceServer implements AsyncDisposable {
     let reason: ConnectionCloseReason;
     let error: string | undefined;
     let adopted = false;
+    // Read buffers are reused across sockets: a connect burst allocates none.
+    const chunk = this.#readBuffers.pop() ?? new Uint8Array(READ_BUFFER_BYTES);
     try {
-      const outcome = await this.#serveRequests(conn, peer, pending);
+      const outcome = await this.#readRequests(conn, peer, pending, chunk);
       if (typeof outcome === "object") {
         // The socket now belongs to its session (closed, counted and logged
         // when the session ends): this handler returns, so an idle stream
@@ -736,6 +738,7 @@ export class SluiceServer implements AsyncDisposable {
       // Reads report a vanished peer as EOF, so a disconnect error here came from a write.
       reason = isDisconnect(err) ? "write-error" : "error";
     } finally {
+      if (this.#readBuffers.length < READ_BUFFER_POOL) this.#readBuffers.push(chunk);
       this.#pending.leave(conn);
       if (!adopted) closeQuietly(conn);
     }
@@ -755,23 +758,9 @@ export class SluiceServer implements AsyncDisposable {
     }
   }
 
-  /** Reads and answers requests on one socket; returns why the socket ends. */
-  async #serveRequests(
-    conn: Deno.Conn,
-    peer: Deno.NetAddr,
-    pending: PendingHead,
-  ): Promise<ConnectionCloseReason | { session: Session; leftover: Uint8Array }> {
-    // Read buffers are reused across sockets: a connect burst allocates none.
-    const chunk = this.#readBuffers.pop() ?? new Uint8Array(READ_BUFFER_BYTES);
-    try {
-      return await this.#readRequests(conn, peer, pending, chunk);
-    } finally {
-      if (this.#readBuffers.length < READ_BUFFER_POOL) this.#readBuffers.push(chunk);
-    }
-  }
-
   /**
-   * The loop of {@linkcode #serveRequests}. `buf` may be a view of `chunk`
+   * Reads and answers requests on one socket; returns why the socket ends,
+   * or the session once it carries an event stream. `buf` may be a view of `chunk`
    * (a request that came in one read is parsed in place); it is copied
    * before the next read into `chunk`, and nothing returned aliases it.
    */
@@ -936,7 +925,9 @@ export class SluiceServer implements AsyncDisposable {
     let res: HttpResponse | undefined;
     let close = !head.keepAlive || this.#state !== "running";
     try {
-      res = await this.#guard?.(req, extra);
+      // No await when there is nothing to wait for (one turn less per request).
+      const guarded = this.#guard?.(req, extra);
+      res = isPromiseLike(guarded) ? await guarded : guarded;
       if (res === undefined) {
         const m = this.#router.match(req.method, req.path);
         if (m.kind === "found") {
@@ -1007,7 +998,8 @@ export class SluiceServer implements AsyncDisposable {
     extra: [string, string][],
   ): Promise<"close" | Session> {
     const peer = conn.remoteAddr as Deno.NetAddr;
-    const res = await source.guard(req, extra);
+    const guarded = source.guard(req, extra);
+    const res = isPromiseLike(guarded) ? await guarded : guarded;
     if (res !== undefined) {
       const bytes = encodeResponse(res.status, [...extra, ...headerPairs(res.headers)], res.body, {
         close: true,
@@ -1100,7 +1092,7 @@ export class SluiceServer implements AsyncDisposable {
   #startStream(session: Session, source: EventSource, head: Uint8Array, lastId?: string): void {
     // What was published before this stream opened is not for it: fan it
     // out to the streams already open first.
-    this.#drain();
+    if (this.#queue.length > 0) this.#drain();
     const store = this.#history;
     if (store === undefined) {
       session.write(head);
