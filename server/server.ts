@@ -8,7 +8,6 @@
 
 import type { EventFields } from "../queue/encode_event.ts";
 import { encodeComment, encodeRetry } from "../queue/encode_event.ts";
-import { encodeLastEventId } from "../queue/event_ids.ts";
 import { fanOut } from "../queue/fan_out.ts";
 import {
   encodeGapEvent,
@@ -36,12 +35,11 @@ import { Router } from "./router.ts";
 import { clearImmediate, setImmediate } from "node:timers";
 import type { HttpRequest, HttpResponse, Middleware, PeerAddr, RouteHandler } from "./types.ts";
 import {
-  busyPolicy,
   type ConnectionCloseReason,
-  DEFAULT_SERVER_OPTIONS,
   type Logger,
   positiveInt,
-  reasonPhrase,
+  type ResolvedServerOptions,
+  resolveServerOptions,
   type ServerOptions,
   type ServerStats,
 } from "./server_options.ts";
@@ -55,6 +53,10 @@ import {
   peerString,
   writeAll,
 } from "./_conn_io.ts";
+import { RequestReads } from "./_request_reads.ts";
+import { StreamWatcher } from "./_stream_watch.ts";
+import { appendReplayBlock } from "./_replay_block.ts";
+import { notFound } from "./_not_found.ts";
 
 export {
   type BusyPolicy,
@@ -106,11 +108,6 @@ const KEEP_ALIVE = encodeComment("keep-alive");
  * (about 1 ms): under load that window collects more events per write.
  */
 const BUSY_GAP_MS = 2;
-/** Read size on a watched stream socket (kept inside V8's heap at this size). */
-const WATCH_READ_BYTES = 64;
-/** Read size while receiving requests, and how many such buffers are kept for reuse. */
-const READ_BUFFER_BYTES = 2 * 1024;
-const READ_BUFFER_POOL = 256;
 
 /**
  * A running Sluice server. Create it with {@linkcode serve}.
@@ -124,20 +121,14 @@ export class SluiceServer implements AsyncDisposable {
   readonly sessions: SessionTable;
 
   readonly #listener: Deno.Listener;
-  readonly #opts: Required<
-    Omit<ServerOptions, "cert" | "key" | "retry" | "logger" | "onListen" | "historyStore">
-  >;
+  readonly #opts: ResolvedServerOptions;
   readonly #history: HistoryStore | undefined;
   /** Sockets owned by their session (open event streams): counted in `stats.connections`. */
   #streams = 0;
-  /** Reads pending on watched stream sockets; `#settle` waits for them to end. */
-  #watchReads = 0;
-  #watchesDone: (() => void) | undefined;
-  /** Sockets waiting for request bytes, with their read deadline. */
-  readonly #reading = new Set<PendingHead>();
-  #deadlineTimer: ReturnType<typeof setInterval> | undefined;
-  /** Free request read buffers (see {@linkcode READ_BUFFER_POOL}). */
-  readonly #readBuffers: Uint8Array[] = [];
+  /** Stream socket watching; `#settle` waits for its pending reads to end. */
+  readonly #watcher: StreamWatcher;
+  /** Request reads: their deadline sweep and read buffers. */
+  readonly #reads: RequestReads;
   /** Events whose (asynchronous) history append is pending; each holds a queue slot. */
   #appending = 0;
   /** Settles after the last pending append: keeps queue order equal to publish order. */
@@ -195,64 +186,12 @@ export class SluiceServer implements AsyncDisposable {
 
   /** @internal Use {@linkcode serve}. */
   constructor(options: ServerOptions = {}) {
-    const d = DEFAULT_SERVER_OPTIONS;
-    const maxClients = positiveInt("maxClients", options.maxClients ?? d.maxClients);
-    const port = options.port ?? d.port;
-    if (!Number.isSafeInteger(port) || port < 0 || port > 65535) {
-      throw new RangeError(`port must be an integer from 0 to 65535: received ${port}`);
-    }
-    this.#opts = {
-      port,
-      hostname: options.hostname ?? d.hostname,
-      maxClients,
-      maxConnections: positiveInt(
-        "maxConnections",
-        options.maxConnections ?? maxClients + 256,
-      ),
-      queueSize: positiveInt("queueSize", options.queueSize ?? d.queueSize),
-      keepAlive: positiveInt("keepAlive", options.keepAlive ?? d.keepAlive, 0),
-      maxPendingBytes: positiveInt(
-        "maxPendingBytes",
-        options.maxPendingBytes ?? d.maxPendingBytes,
-      ),
-      slowConsumer: options.slowConsumer ?? d.slowConsumer,
-      writeTimeout: positiveInt("writeTimeout", options.writeTimeout ?? d.writeTimeout, 0),
-      history: positiveInt("history", options.history ?? d.history, 0),
-      historyBytes: positiveInt("historyBytes", options.historyBytes ?? d.historyBytes),
-      busy: busyPolicy(options.busy ?? d.busy),
-      maxRequestLine: positiveInt("maxRequestLine", options.maxRequestLine ?? d.maxRequestLine),
-      maxHeadBytes: positiveInt("maxHeadBytes", options.maxHeadBytes ?? d.maxHeadBytes),
-      maxHeaders: positiveInt("maxHeaders", options.maxHeaders ?? d.maxHeaders),
-      maxBodyBytes: positiveInt("maxBodyBytes", options.maxBodyBytes ?? d.maxBodyBytes, 0),
-      headerTimeout: positiveInt("headerTimeout", options.headerTimeout ?? d.headerTimeout),
-      maxPendingHeads: positiveInt(
-        "maxPendingHeads",
-        options.maxPendingHeads ?? d.maxPendingHeads,
-      ),
-      watchStreams: options.watchStreams ?? d.watchStreams,
-      idleTimeout: positiveInt("idleTimeout", options.idleTimeout ?? d.idleTimeout),
-      retryAfter: positiveInt("retryAfter", options.retryAfter ?? d.retryAfter, 0),
-      busyStatusText: reasonPhrase("busyStatusText", options.busyStatusText ?? d.busyStatusText),
-      shutdownTimeout: positiveInt(
-        "shutdownTimeout",
-        options.shutdownTimeout ?? d.shutdownTimeout,
-        0,
-      ),
-    };
+    this.#opts = resolveServerOptions(options);
     this.#pending = new PendingHeads(
       this.#opts.maxPendingHeads,
       Math.min(1_000, this.#opts.headerTimeout / 4),
     );
-    if (this.#opts.maxConnections < maxClients) {
-      throw new RangeError(
-        `maxConnections must be at least maxClients (${maxClients}): received ${this.#opts.maxConnections}`,
-      );
-    }
-    if (options.retry !== undefined) positiveInt("retry", options.retry, 0);
     this.#retry = options.retry;
-    if ((options.cert === undefined) !== (options.key === undefined)) {
-      throw new TypeError("cert and key must be given together");
-    }
     const logger = options.logger;
     this.#log = logger === undefined ? () => {} : (level, message, fields) => {
       try {
@@ -261,7 +200,12 @@ export class SluiceServer implements AsyncDisposable {
         // A failing logger must not take a connection (or the accept loop) down.
       }
     };
-    this.sessions = new SessionTable(maxClients, {
+    this.#watcher = new StreamWatcher({
+      limits: this.#opts,
+      log: this.#log,
+      countError: (status) => this.#countError(status),
+    });
+    this.sessions = new SessionTable(this.#opts.maxClients, {
       maxPendingBytes: this.#opts.maxPendingBytes,
       slowConsumer: this.#opts.slowConsumer,
       gapNotice: (s, lastEventId) => this.#gapNotice(s, lastEventId),
@@ -275,12 +219,12 @@ export class SluiceServer implements AsyncDisposable {
     this.#secure = options.cert !== undefined;
     this.#listener = this.#secure
       ? Deno.listenTls({
-        port,
+        port: this.#opts.port,
         hostname: this.#opts.hostname,
         cert: options.cert!,
         key: options.key!,
       })
-      : Deno.listen({ port, hostname: this.#opts.hostname });
+      : Deno.listen({ port: this.#opts.port, hostname: this.#opts.hostname });
     this.addr = this.#listener.addr as Deno.NetAddr;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
     if (this.#opts.keepAlive > 0) {
@@ -290,14 +234,17 @@ export class SluiceServer implements AsyncDisposable {
       const every = Math.min(1000, Math.max(10, Math.floor(this.#opts.writeTimeout / 2)));
       this.#writeTimer = setInterval(() => this.#writeDeadlineTick(), every);
     }
-    // Request read deadlines are checked a few times per timeout (at most every 250 ms).
-    const sweepMs = Math.max(
-      5,
-      Math.min(250, Math.floor(Math.min(this.#opts.headerTimeout, this.#opts.idleTimeout) / 8)),
-    );
-    this.#deadlineTimer = setInterval(() => this.#sweepDeadlines(), sweepMs);
+    this.#reads = new RequestReads(this.#opts);
+    this.#reads.start();
+    try {
+      options.onListen?.(this.addr);
+    } catch (err) {
+      // No server to hand back: release the port and the timers, or the process never exits.
+      this.#state = "stopping";
+      this.#stopAccepting();
+      throw err;
+    }
     this.#acceptLoop = this.#accept();
-    options.onListen?.(this.addr);
   }
 
   /** Counters since start. */
@@ -618,7 +565,7 @@ export class SluiceServer implements AsyncDisposable {
 
   #stopAccepting(): void {
     clearInterval(this.#keepAliveTimer);
-    clearInterval(this.#deadlineTimer);
+    this.#reads.stop();
     clearInterval(this.#writeTimer);
     try {
       this.#listener.close();
@@ -642,10 +589,8 @@ export class SluiceServer implements AsyncDisposable {
   async #settle(): Promise<void> {
     await this.#acceptLoop;
     await Promise.allSettled([...this.#handlers]);
-    if (this.#watchReads > 0) {
-      // The reads of closed stream sockets end with the next turn of the loop.
-      await new Promise<void>((resolve) => this.#watchesDone = resolve);
-    }
+    // The reads of closed stream sockets end with the next turn of the loop.
+    await this.#watcher.allEnded();
     await this.#appendTail;
     try {
       await this.#history?.close();
@@ -718,7 +663,7 @@ export class SluiceServer implements AsyncDisposable {
     let error: string | undefined;
     let adopted = false;
     // Read buffers are reused across sockets: a connect burst allocates none.
-    const chunk = this.#readBuffers.pop() ?? new Uint8Array(READ_BUFFER_BYTES);
+    const chunk = this.#reads.takeBuffer();
     try {
       const outcome = await this.#readRequests(conn, peer, pending, chunk);
       if (typeof outcome === "object") {
@@ -726,8 +671,9 @@ export class SluiceServer implements AsyncDisposable {
         // when the session ends): this handler returns, so an idle stream
         // holds no suspended frame, only its session and, when watched, one read.
         adopted = true;
+        this.#conns.delete(conn); // Counted in #streams from now on.
         if (this.#opts.watchStreams && !outcome.session.closed) {
-          this.#watchStream(conn, outcome.session, outcome.leftover);
+          this.#watcher.watch(conn, outcome.session, outcome.leftover);
         }
         return;
       }
@@ -738,7 +684,7 @@ export class SluiceServer implements AsyncDisposable {
       // Reads report a vanished peer as EOF, so a disconnect error here came from a write.
       reason = isDisconnect(err) ? "write-error" : "error";
     } finally {
-      if (this.#readBuffers.length < READ_BUFFER_POOL) this.#readBuffers.push(chunk);
+      this.#reads.releaseBuffer(chunk);
       this.#pending.leave(conn);
       if (!adopted) closeQuietly(conn);
     }
@@ -796,7 +742,7 @@ export class SluiceServer implements AsyncDisposable {
         if (head !== undefined) break;
         if (buf.length > 0) this.#pending.markSlow(conn);
         if (buf.buffer === chunk.buffer) buf = buf.slice();
-        const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
+        const n = await this.#reads.read(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#sendEvicted(conn, peer);
         if (n === "timeout") {
           if (!receiving) return "idle-timeout";
@@ -818,7 +764,7 @@ export class SluiceServer implements AsyncDisposable {
       while (buf.length < total) {
         this.#pending.markSlow(conn);
         if (buf.buffer === chunk.buffer) buf = buf.slice();
-        const n = await this.#readWithDeadline(conn, chunk, deadline, pending);
+        const n = await this.#reads.read(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#sendEvicted(conn, peer);
         if (n === "timeout") {
           await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
@@ -864,38 +810,6 @@ export class SluiceServer implements AsyncDisposable {
     });
     await writeAll(conn, busy).catch(() => {});
     return "pending-heads-full";
-  }
-
-  async #readWithDeadline(
-    conn: Deno.Conn,
-    chunk: Uint8Array,
-    deadline: number,
-    pending: PendingHead,
-  ): Promise<number | null | "timeout" | "evicted"> {
-    if (pending.evicted) return "evicted";
-    if (deadline <= Date.now()) return "timeout";
-    // No timer per read: one sweep wakes the reads whose deadline passed.
-    pending.deadline = deadline;
-    const woken = new Promise<"timeout" | "evicted">((r) => pending.wake = r);
-    this.#reading.add(pending);
-    try {
-      const n = await Promise.race([conn.read(chunk), woken]);
-      return pending.evicted ? "evicted" : n;
-    } catch (err) {
-      if (isDisconnect(err)) return null;
-      throw err;
-    } finally {
-      this.#reading.delete(pending);
-      pending.wake = undefined;
-    }
-  }
-
-  /** Wakes every request read whose deadline has passed (see {@linkcode #readWithDeadline}). */
-  #sweepDeadlines(): void {
-    const now = Date.now();
-    for (const p of this.#reading) {
-      if (p.deadline <= now) p.wake?.("timeout");
-    }
   }
 
   async #sendError(conn: Deno.Conn, err: HttpError, peer: Deno.NetAddr): Promise<void> {
@@ -1132,12 +1046,16 @@ export class SluiceServer implements AsyncDisposable {
       this.#replaying.delete(session.id);
       this.#writeReplay(session, head, lastId, replay, pending.held);
       this.#attach(session, source);
+    }).catch((err) => {
+      // A store that answered something unusable: end this stream, not the process.
+      this.#log("error", "stream replay failed", { session: session.id, error: String(err) });
+      session.close("closed");
     });
   }
 
   /**
    * Writes head, gap notice, replayed events and held live events (those not
-   * in the replay) as one block.
+   * in the replay) as one block (see {@linkcode appendReplayBlock}), and counts them.
    */
   #writeReplay(
     session: Session,
@@ -1146,33 +1064,13 @@ export class SluiceServer implements AsyncDisposable {
     replay: HistoryReplay,
     held: readonly QueuedEvent[],
   ): void {
-    const parts: Uint8Array[] = [head];
-    // The position the client is at once this block is written.
-    let position = lastId === undefined || replay.gap ? replay.latest ?? undefined : lastId;
-    if (lastId === undefined && position !== undefined) {
-      // No backlog, but a resume point: cut before its first event, the
-      // client still comes back with an id and misses nothing.
-      parts.push(encodeLastEventId(position));
-    }
     if (lastId !== undefined) {
       this.#replays++;
-      if (replay.gap) {
-        this.#gapsSent++;
-        parts.push(encodeGapEvent(lastId, replay.earliest));
-      }
+      if (replay.gap) this.#gapsSent++;
     }
-    const replayed = held.length > 0 ? new Set<string>() : undefined;
-    for (const ev of replay.events) {
-      parts.push(ev.bytes);
-      position = ev.id;
-      replayed?.add(ev.id);
-    }
+    const parts: Uint8Array[] = [head];
+    const position = appendReplayBlock(parts, lastId, replay, held);
     this.#eventsReplayed += replay.events.length;
-    for (const ev of held) {
-      if (ev.id !== undefined && replayed!.has(ev.id)) continue;
-      parts.push(ev.bytes);
-      if (ev.id !== undefined) position = ev.id;
-    }
     session.write(parts.length === 1 ? head : concatAll(parts), position);
   }
 
@@ -1235,81 +1133,6 @@ export class SluiceServer implements AsyncDisposable {
     }
   }
 
-  /**
-   * Keeps one small read pending on a stream's socket, to notice at once when
-   * the client leaves (EOF or reset). Bytes the client sends are parsed as
-   * requests: a second request on a stream socket gets `400 Session Already
-   * Active` (written in order through the session). Callbacks, not an async
-   * loop: an idle stream holds one pending read and its two handlers.
-   */
-  #watchStream(conn: Deno.Conn, session: Session, leftover: Uint8Array): void {
-    let buf: Uint8Array = leftover;
-    // At most 64 bytes: V8 keeps such a buffer inside its heap, with no
-    // separate allocation (a stream's socket only carries the client's EOF
-    // or, rarely, a request to refuse).
-    const chunk = new Uint8Array(WATCH_READ_BYTES);
-    this.#watchReads++;
-    const ended = (): void => {
-      if (--this.#watchReads === 0) this.#watchesDone?.();
-    };
-    const onError = (err: unknown): void => {
-      ended();
-      // After the session closed its socket (slow consumer, shutdown...) a read fails: expected.
-      if (!session.closed && !isDisconnect(err)) {
-        this.#log("error", "stream read failed", { session: session.id, error: String(err) });
-      }
-      session.close("client-closed");
-    };
-    const onRead = (n: number | null): void => {
-      if (n === null || session.closed) {
-        ended();
-        session.close("client-closed");
-        return;
-      }
-      buf = concat(buf, chunk.subarray(0, n));
-      if (buf.length > this.#opts.maxHeadBytes + this.#opts.maxBodyBytes) buf = new Uint8Array(0);
-      buf = this.#refuseStreamRequests(session, buf);
-      conn.read(chunk).then(onRead, onError);
-    };
-    buf = this.#refuseStreamRequests(session, buf);
-    conn.read(chunk).then(onRead, onError);
-  }
-
-  /**
-   * Answers every complete request in `buf` (received on a stream socket)
-   * with `400 Session Already Active`; returns what is left.
-   */
-  #refuseStreamRequests(session: Session, buf: Uint8Array): Uint8Array {
-    while (buf.length > 0) {
-      let head: RequestHead | undefined;
-      try {
-        head = parseRequestHead(buf, this.#opts);
-      } catch (err) {
-        // Garbage on a stream socket: dropped (bounded), the stream goes on.
-        this.#log(
-          err instanceof HttpError ? "debug" : "error",
-          "input on a stream socket ignored",
-          { session: session.id, bytes: buf.length, error: String(err) },
-        );
-        return new Uint8Array(0);
-      }
-      if (head === undefined) return buf;
-      buf = buf.slice(head.headBytes + head.contentLength);
-      this.#countError(400);
-      this.#log("info", "request on a stream socket refused", {
-        session: session.id,
-        status: 400,
-        reason: "Session Already Active",
-      });
-      session.write(
-        encodeResponse(400, [["Content-Type", "text/plain"]], "Session Already Active\n", {
-          statusText: "Session Already Active",
-        }),
-      );
-    }
-    return buf;
-  }
-
   #bytesOfOpen(): number {
     let n = 0;
     for (const s of this.sessions) n += s.bytesSent;
@@ -1352,14 +1175,6 @@ export class SluiceServer implements AsyncDisposable {
       this.#connEnded(session.remoteAddr, "stream");
     }
   }
-}
-
-function notFound(req: HttpRequest): HttpResponse {
-  let body = `Not Found\n\nURI: ${req.path}\nMethod: ${req.method}\n`;
-  const args = [...req.query];
-  body += `Arguments: ${args.length}\n`;
-  for (const [k, v] of args) body += ` ${k}: ${v}\n`;
-  return { status: 404, headers: { "Content-Type": "text/plain; charset=utf-8" }, body };
 }
 
 /**

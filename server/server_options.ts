@@ -258,3 +258,76 @@ export function positiveInt(name: string, value: number, min = 1): number {
   }
   return value;
 }
+
+/** The options a server runs with: every default applied, every value checked. */
+export type ResolvedServerOptions = Required<
+  Omit<ServerOptions, "cert" | "key" | "retry" | "logger" | "onListen" | "historyStore">
+>;
+
+/**
+ * Applies the defaults of {@linkcode DEFAULT_SERVER_OPTIONS} and checks every
+ * option, in this order: `maxClients`, `port`, the others as listed in the
+ * result, `maxConnections` against `maxClients`, `retry`, `cert` with `key`.
+ *
+ * @param options The options given to `serve`.
+ * @returns The options the server runs with (`retry`, TLS, the logger and
+ * hooks, and the history store are read from `options` itself).
+ * @throws {RangeError} When a value is out of range.
+ * @throws {TypeError} When a reason phrase is invalid, or only one of `cert` and `key` is given.
+ */
+export function resolveServerOptions(options: ServerOptions): ResolvedServerOptions {
+  const d = DEFAULT_SERVER_OPTIONS;
+  const maxClients = positiveInt("maxClients", options.maxClients ?? d.maxClients);
+  const port = options.port ?? d.port;
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`port must be an integer from 0 to 65535: received ${port}`);
+  }
+  const opts: ResolvedServerOptions = {
+    port,
+    hostname: options.hostname ?? d.hostname,
+    maxClients,
+    maxConnections: positiveInt(
+      "maxConnections",
+      options.maxConnections ?? maxClients + 256,
+    ),
+    queueSize: positiveInt("queueSize", options.queueSize ?? d.queueSize),
+    keepAlive: positiveInt("keepAlive", options.keepAlive ?? d.keepAlive, 0),
+    maxPendingBytes: positiveInt(
+      "maxPendingBytes",
+      options.maxPendingBytes ?? d.maxPendingBytes,
+    ),
+    slowConsumer: options.slowConsumer ?? d.slowConsumer,
+    writeTimeout: positiveInt("writeTimeout", options.writeTimeout ?? d.writeTimeout, 0),
+    history: positiveInt("history", options.history ?? d.history, 0),
+    historyBytes: positiveInt("historyBytes", options.historyBytes ?? d.historyBytes),
+    busy: busyPolicy(options.busy ?? d.busy),
+    maxRequestLine: positiveInt("maxRequestLine", options.maxRequestLine ?? d.maxRequestLine),
+    maxHeadBytes: positiveInt("maxHeadBytes", options.maxHeadBytes ?? d.maxHeadBytes),
+    maxHeaders: positiveInt("maxHeaders", options.maxHeaders ?? d.maxHeaders),
+    maxBodyBytes: positiveInt("maxBodyBytes", options.maxBodyBytes ?? d.maxBodyBytes, 0),
+    headerTimeout: positiveInt("headerTimeout", options.headerTimeout ?? d.headerTimeout),
+    maxPendingHeads: positiveInt(
+      "maxPendingHeads",
+      options.maxPendingHeads ?? d.maxPendingHeads,
+    ),
+    watchStreams: options.watchStreams ?? d.watchStreams,
+    idleTimeout: positiveInt("idleTimeout", options.idleTimeout ?? d.idleTimeout),
+    retryAfter: positiveInt("retryAfter", options.retryAfter ?? d.retryAfter, 0),
+    busyStatusText: reasonPhrase("busyStatusText", options.busyStatusText ?? d.busyStatusText),
+    shutdownTimeout: positiveInt(
+      "shutdownTimeout",
+      options.shutdownTimeout ?? d.shutdownTimeout,
+      0,
+    ),
+  };
+  if (opts.maxConnections < maxClients) {
+    throw new RangeError(
+      `maxConnections must be at least maxClients (${maxClients}): received ${opts.maxConnections}`,
+    );
+  }
+  if (options.retry !== undefined) positiveInt("retry", options.retry, 0);
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new TypeError("cert and key must be given together");
+  }
+  return opts;
+}

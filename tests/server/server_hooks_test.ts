@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { serve } from "../../server/server.ts";
 import { encodeResponse } from "../../server/response_head.ts";
 import { RawClient } from "../_util/raw_client.ts";
+import type { HistoryReplay, HistoryStore } from "../../queue/history.ts";
 
 const decoder = new TextDecoder();
 
@@ -82,4 +83,45 @@ Deno.test("encodeResponse uses statusText as the reason phrase and refuses CR/LF
     () => encodeResponse(400, [], "", { statusText: "a\nb" }),
     { name: "InvalidHeaderError" },
   );
+});
+
+Deno.test("an onListen that throws leaves no listener or timer behind", () => {
+  let port = 0;
+  assert.throws(
+    () =>
+      serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        onListen: (addr) => {
+          port = addr.port;
+          throw new Error("boom");
+        },
+      }),
+    { message: "boom" },
+  );
+  // The port is free again (the test sanitizers also fail on a leaked timer or listener).
+  const again = Deno.listen({ port, hostname: "127.0.0.1" });
+  again.close();
+});
+
+Deno.test("a history store whose replay is unusable ends that stream only", async () => {
+  const logs: string[] = [];
+  const store: HistoryStore = {
+    append: (_channel, event) => Promise.resolve({ id: event.id ?? "1", bytes: new Uint8Array() }),
+    // Not a replay: its events are missing.
+    since: () => Promise.resolve({ gap: false, earliest: null, latest: null } as HistoryReplay),
+    close: () => {},
+  };
+  await using server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    historyStore: store,
+    logger: (level, message) => logs.push(`${level} ${message}`),
+  });
+  server.eventSource("/sse");
+  await using client = await RawClient.connect(server.addr.port);
+  await client.send("GET /sse HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1\r\n\r\n");
+  assert.equal(await client.readToEnd(), ""); // Closed without a head.
+  assert.ok(logs.includes("error stream replay failed"), logs.join("\n"));
+  assert.equal(server.stats.sessions.open, 0);
 });

@@ -1,0 +1,122 @@
+/**
+ * Internal helper of the server: the reads of a socket while it receives
+ * requests. Each read ends at a deadline, checked by one sweep for every
+ * socket (no timer per read), and the read buffers are pooled across sockets.
+ *
+ * @module
+ */
+
+import { isDisconnect } from "./_conn_io.ts";
+import type { PendingHead } from "./pending_heads.ts";
+
+/** Read size while receiving requests, and how many such buffers are kept for reuse. */
+const READ_BUFFER_BYTES = 2 * 1024;
+const READ_BUFFER_POOL = 256;
+
+/**
+ * How a request read ends: the number of bytes read, `null` at EOF (or when
+ * the peer vanished), `"timeout"` past its deadline, `"evicted"` when the
+ * socket was chosen to make room under `maxPendingHeads`.
+ */
+export type RequestRead = number | null | "timeout" | "evicted";
+
+/** The timeouts that set how often {@linkcode RequestReads} checks deadlines. */
+export interface RequestReadsOptions {
+  /** Milliseconds to receive a whole request (see `ServerOptions.headerTimeout`). */
+  headerTimeout: number;
+  /** Milliseconds an idle keep-alive socket waits (see `ServerOptions.idleTimeout`). */
+  idleTimeout: number;
+}
+
+/** The request reads of one server: deadline sweep and buffer pool. */
+export class RequestReads {
+  /** Sockets waiting for request bytes, with their read deadline. */
+  readonly #reading = new Set<PendingHead>();
+  /** Free request read buffers (see {@linkcode READ_BUFFER_POOL}). */
+  readonly #buffers: Uint8Array[] = [];
+  readonly #sweepMs: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * Creates the reads; the sweep starts with {@linkcode RequestReads.start}.
+   *
+   * @param options The timeouts the sweep interval follows.
+   */
+  constructor(options: RequestReadsOptions) {
+    // Request read deadlines are checked a few times per timeout (at most every 250 ms).
+    this.#sweepMs = Math.max(
+      5,
+      Math.min(250, Math.floor(Math.min(options.headerTimeout, options.idleTimeout) / 8)),
+    );
+  }
+
+  /** Starts the deadline sweep. */
+  start(): void {
+    this.#timer = setInterval(() => this.#sweep(), this.#sweepMs);
+  }
+
+  /** Stops the deadline sweep: pending reads then only end with their socket. */
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /**
+   * A read buffer for one socket: from the pool when there is one.
+   *
+   * @returns A buffer of {@linkcode READ_BUFFER_BYTES} bytes; hand it back with
+   * {@linkcode RequestReads.releaseBuffer}.
+   */
+  takeBuffer(): Uint8Array {
+    return this.#buffers.pop() ?? new Uint8Array(READ_BUFFER_BYTES);
+  }
+
+  /**
+   * Gives a buffer back to the pool (dropped when the pool is full).
+   *
+   * @param chunk A buffer from {@linkcode RequestReads.takeBuffer}, no longer used.
+   */
+  releaseBuffer(chunk: Uint8Array): void {
+    if (this.#buffers.length < READ_BUFFER_POOL) this.#buffers.push(chunk);
+  }
+
+  /**
+   * Reads once into `chunk`, ending at `deadline` or when the socket is evicted.
+   *
+   * @param conn The socket.
+   * @param chunk Where the bytes go.
+   * @param deadline When the read times out (ms since the epoch).
+   * @param pending The socket's record; its `wake` is set while the read is pending.
+   * @returns How the read ended.
+   */
+  async read(
+    conn: Deno.Conn,
+    chunk: Uint8Array,
+    deadline: number,
+    pending: PendingHead,
+  ): Promise<RequestRead> {
+    if (pending.evicted) return "evicted";
+    if (deadline <= Date.now()) return "timeout";
+    // No timer per read: one sweep wakes the reads whose deadline passed.
+    pending.deadline = deadline;
+    const woken = new Promise<"timeout" | "evicted">((r) => pending.wake = r);
+    this.#reading.add(pending);
+    try {
+      const n = await Promise.race([conn.read(chunk), woken]);
+      return pending.evicted ? "evicted" : n;
+    } catch (err) {
+      if (isDisconnect(err)) return null;
+      throw err;
+    } finally {
+      this.#reading.delete(pending);
+      pending.wake = undefined;
+    }
+  }
+
+  /** Wakes every request read whose deadline has passed (see {@linkcode RequestReads.read}). */
+  #sweep(): void {
+    const now = Date.now();
+    for (const p of this.#reading) {
+      if (p.deadline <= now) p.wake?.("timeout");
+    }
+  }
+}
