@@ -119,11 +119,13 @@ const FLAGS: Record<string, Flag> = {
     help: "connections at once still sending their request (slowloris cap); past it the " +
       "longest-trickling one gets 503",
   },
-  "no-watch-streams": {
-    type: "boolean",
-    env: "SLUICE_NO_WATCH_STREAMS",
-    help: "keep no read pending on stream sockets (less memory per idle stream); departed " +
-      "clients are then found by failed writes, at the latest at the next keep-alive",
+  "watch-streams": {
+    type: "string",
+    env: "SLUICE_WATCH_STREAMS",
+    default: "1024",
+    help: "most stream sockets that keep a read pending, to notice a departed client at once " +
+      "(about 2.5 KiB each while idle); past it, or with 0, departed clients are found by " +
+      "failed writes, at the latest at the second keep-alive",
   },
   "write-timeout": {
     type: "string",
@@ -278,7 +280,7 @@ function deliveryOptions(values: Record<string, unknown>): HubOptions {
     historyBytes,
     maxPendingBytes: intFlag(values, "max-pending-bytes", 1),
     maxPendingHeads: intFlag(values, "max-pending-heads", 1),
-    watchStreams: values["no-watch-streams"] !== true,
+    watchStreams: intFlag(values, "watch-streams", 0),
     slowConsumer: choiceFlag(values, "slow-consumer", ["disconnect", "drop"] as const),
     writeTimeout: intFlag(values, "write-timeout", 0),
     busy: choiceFlag(values, "busy", ["503", "retry"] as const),

@@ -52,6 +52,12 @@ function metricsOf(stats: ServerStats, extra: ExtraCounters): Metric[] {
     m("sluice_connections_open", "gauge", "Sockets open now.", stats.connections),
     m("sluice_connections_accepted_total", "counter", "Sockets accepted.", stats.accepted),
     m(
+      "sluice_streams_watched",
+      "gauge",
+      "Streams whose socket has a read pending (departure noticed at once).",
+      stats.streamsWatched,
+    ),
+    m(
       "sluice_connections_refused_total",
       "counter",
       "Sockets refused because maxConnections was reached.",

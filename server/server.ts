@@ -252,6 +252,7 @@ export class SluiceServer implements AsyncDisposable {
     return {
       connections: this.#conns.size + this.#streams,
       accepted: this.#accepted,
+      streamsWatched: this.#watcher.pending,
       connectionsRefused: this.#connectionsRefused,
       sessions: this.sessions.stats,
       queue: {
@@ -672,7 +673,7 @@ export class SluiceServer implements AsyncDisposable {
         // holds no suspended frame, only its session and, when watched, one read.
         adopted = true;
         this.#conns.delete(conn); // Counted in #streams from now on.
-        if (this.#opts.watchStreams && !outcome.session.closed) {
+        if (this.#watcher.pending < this.#opts.watchStreams && !outcome.session.closed) {
           this.#watcher.watch(conn, outcome.session, outcome.leftover);
         }
         return;
