@@ -34,6 +34,12 @@ export class RequestReads {
   readonly #reading = new Set<PendingHead>();
   /** Free request read buffers (see {@linkcode READ_BUFFER_POOL}). */
   readonly #buffers: Uint8Array[] = [];
+  /**
+   * Buffers of reads that lost to their deadline or an eviction: the read is
+   * still pending on them until the socket closes, and may still fill them,
+   * so they never go back to the pool.
+   */
+  readonly #abandoned = new WeakSet<Uint8Array>();
   readonly #sweepMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -76,7 +82,9 @@ export class RequestReads {
    * @param chunk A buffer from {@linkcode RequestReads.takeBuffer}, no longer used.
    */
   releaseBuffer(chunk: Uint8Array): void {
-    if (this.#buffers.length < READ_BUFFER_POOL) this.#buffers.push(chunk);
+    if (this.#buffers.length < READ_BUFFER_POOL && !this.#abandoned.has(chunk)) {
+      this.#buffers.push(chunk);
+    }
   }
 
   /**
@@ -102,6 +110,7 @@ export class RequestReads {
     this.#reading.add(pending);
     try {
       const n = await Promise.race([conn.read(chunk), woken]);
+      if (typeof n === "string") this.#abandoned.add(chunk); // The read goes on.
       return pending.evicted ? "evicted" : n;
     } catch (err) {
       if (isDisconnect(err)) return null;
