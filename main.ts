@@ -21,6 +21,7 @@ import {
 } from "./server/hub_auth.ts";
 import { loadHtdigest, parseUserFlag, UserFormatError, UserStore } from "./server/users.ts";
 import { createLineLogger } from "./server/line_logger.ts";
+import { startMemoryReclaim } from "./server/memory_reclaim.ts";
 
 /** A CLI flag: its type, environment variable, default and help text. */
 interface Flag {
@@ -118,6 +119,15 @@ const FLAGS: Record<string, Flag> = {
     default: "512",
     help: "connections at once still sending their request (slowloris cap); past it the " +
       "longest-trickling one gets 503",
+  },
+  "reclaim-after": {
+    type: "string",
+    env: "SLUICE_RECLAIM_AFTER",
+    default: "5000",
+    help: "after this many connections opened or streams closed, once 1 s passes with none " +
+      "and while V8's young generation is still grown, run one memory-reducing garbage " +
+      "collection (needs --v8-flags=--expose-gc, as in deno task start; pauses 60-100 ms at " +
+      "10 000 streams); 0: never",
   },
   "watch-streams": {
     type: "string",
@@ -468,7 +478,9 @@ export async function main(args: string[]): Promise<number> {
   globalThis.addEventListener("unload", () => log.flush());
   let hub;
   let delivery: HubOptions | undefined;
+  let reclaimAfter = 0;
   try {
+    reclaimAfter = intFlag(values, "reclaim-after", 0);
     delivery = deliveryOptions(values);
     hub = startHub({
       ...delivery,
@@ -507,8 +519,13 @@ export async function main(args: string[]): Promise<number> {
     }
     throw err;
   }
+  const reclaim = startMemoryReclaim(hub.server, {
+    afterConnections: reclaimAfter,
+    logger: log,
+  });
   const stop = (signal: string) => {
     log("info", "shutting down", { signal });
+    reclaim?.stop();
     hub.shutdown();
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

@@ -130,6 +130,12 @@ export { composeMiddleware } from "./server/compose_middleware.ts";
 export { type ExtraCounters, prometheusText, statusObject } from "./server/metrics.ts";
 export { type Hub, type HubOptions, startHub } from "./server/hub.ts";
 export {
+  DEFAULT_MEMORY_RECLAIM_OPTIONS,
+  type MemoryReclaim,
+  type MemoryReclaimOptions,
+  startMemoryReclaim,
+} from "./server/memory_reclaim.ts";
+export {
   countAuthFailures,
   DEFAULT_SUBSCRIBER_AUTH_OPTIONS,
   isLoopback,
