@@ -154,6 +154,8 @@ Deno.test("a bad flag value exits 2 with a readable message", async () => {
     [["--port", "abc"], /--port must be an integer >= 0: received "abc"/],
     [["--max-clients", "0"], /--max-clients must be an integer >= 1: received "0"/],
     [["--heartbeat=-1"], /--heartbeat must be a number >= 0: received "-1"/],
+    [["--reclaim-after", "many"], /--reclaim-after must be an integer >= 0: received "many"/],
+    [["--watch-streams=-3"], /--watch-streams must be an integer >= 0: received "-3"/],
     [["--no-such-flag"], /no-such-flag/],
   ];
   await Promise.all(cases.map(async ([args, re]) => {
