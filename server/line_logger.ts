@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Logger } from "./server_options.ts";
+import type { Logger, LogLevel } from "./server_options.ts";
 
 /** Options of {@linkcode createLineLogger}. */
 export interface LineLoggerOptions {
@@ -31,6 +31,12 @@ export type LineLogger = Logger & {
 };
 
 const encoder = new TextEncoder();
+const LABELS: Readonly<Record<LogLevel, string>> = {
+  debug: "DEBUG",
+  info: "INFO ",
+  warn: "WARN ",
+  error: "ERROR",
+};
 
 /**
  * Creates the CLI's logger.
@@ -46,6 +52,9 @@ export function createLineLogger(options: LineLoggerOptions = {}): LineLogger {
   const stderr = options.stderr ?? Deno.stderr;
   let batch = "";
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // A burst logs many lines in the same millisecond: format its time once.
+  let stampMs = -1;
+  let stamp = "";
 
   const flush = (): void => {
     if (timer !== undefined) clearTimeout(timer);
@@ -58,7 +67,12 @@ export function createLineLogger(options: LineLoggerOptions = {}): LineLogger {
 
   const log = ((level, message, fields) => {
     if (quiet && (level === "info" || level === "debug")) return;
-    let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message}`;
+    const now = Date.now();
+    if (now !== stampMs) {
+      stampMs = now;
+      stamp = new Date(now).toISOString();
+    }
+    let line = `${stamp} ${LABELS[level]} ${message}`;
     if (fields !== undefined) {
       for (const k in fields) {
         const v = fields[k];

@@ -70,6 +70,10 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 const LF = 10;
 const CR = 13;
 
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 function isToken(s: string): boolean {
   if (s.length === 0) return false;
   for (let i = 0; i < s.length; i++) {
@@ -165,17 +169,24 @@ export function parseRequestHead(
     if (c === 0) throw new HttpError(400, "Bad Request: NUL in head");
     if (c === CR && text.charCodeAt(i + 1) !== LF) throw new HttpError(400, "Bad Request: bare CR");
   }
-  const lines = text.split(/\r?\n/);
-  // The split leaves two empty strings for the terminating blank line.
-  lines.length -= 2;
-  const head = parseRequestLine(lines[0]);
+  // Lines end with LF, CR LF accepted (a bare CR was refused above); the
+  // blank line that ends the head is not visited.
+  let at = text.indexOf("\n");
+  const head = parseRequestLine(
+    text.slice(0, at > 0 && text.charCodeAt(at - 1) === CR ? at - 1 : at),
+  );
   const headers = new Map<string, string>();
-  if (lines.length - 1 > limits.maxHeaders) {
-    throw new HttpError(431, "Request Header Fields Too Large: too many headers");
-  }
+  let count = 0;
   let contentLength: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
+  for (;;) {
+    const from = at + 1;
+    at = text.indexOf("\n", from);
+    const to = text.charCodeAt(at - 1) === CR ? at - 1 : at;
+    if (to === from) break; // The blank line.
+    if (++count > limits.maxHeaders) {
+      throw new HttpError(431, "Request Header Fields Too Large: too many headers");
+    }
+    const line = text.slice(from, to);
     const c0 = line.charCodeAt(0);
     if (c0 === 32 || c0 === 9) throw new HttpError(400, "Bad Request: folded header");
     const colon = line.indexOf(":");
@@ -238,10 +249,14 @@ function parseRequestLine(
   const target = line.slice(sp1 + 1, sp2);
   const proto = line.slice(sp2 + 1);
   if (!isToken(method)) throw new HttpError(400, "Bad Request: invalid method");
-  const m = /^HTTP\/([0-9])\.([0-9])$/.exec(proto);
-  if (m === null) throw new HttpError(400, "Bad Request: malformed HTTP version");
-  if (m[1] !== "1") throw new HttpError(505, "HTTP Version Not Supported");
-  const version = m[2] === "0" ? "1.0" : "1.1";
+  if (
+    proto.length !== 8 || !proto.startsWith("HTTP/") || proto.charCodeAt(6) !== 46 /* . */ ||
+    !isDigit(proto.charCodeAt(5)) || !isDigit(proto.charCodeAt(7))
+  ) {
+    throw new HttpError(400, "Bad Request: malformed HTTP version");
+  }
+  if (proto.charCodeAt(5) !== 49 /* 1 */) throw new HttpError(505, "HTTP Version Not Supported");
+  const version = proto.charCodeAt(7) === 48 /* 0 */ ? "1.0" : "1.1";
   if (!KNOWN_METHODS.has(method)) throw new HttpError(501, "Not Implemented");
   if (target.length === 0) throw new HttpError(400, "Bad Request: empty target");
   for (let i = 0; i < target.length; i++) {
@@ -271,12 +286,18 @@ function parseRequestLine(
   }
   const hash = rawQuery.indexOf("#");
   if (hash >= 0) rawQuery = rawQuery.slice(0, hash);
-  let path: string;
-  try {
-    path = decodeURIComponent(rawPath);
-  } catch {
-    throw new HttpError(400, "Bad Request: invalid percent-encoding in path");
+  // The target's characters were checked above: only a percent-escape can
+  // bring a control character into the path.
+  let path = rawPath;
+  if (rawPath.includes("%")) {
+    try {
+      path = decodeURIComponent(rawPath);
+    } catch {
+      throw new HttpError(400, "Bad Request: invalid percent-encoding in path");
+    }
+    if (/[\0\r\n]/.test(path)) {
+      throw new HttpError(400, "Bad Request: control character in path");
+    }
   }
-  if (/[\0\r\n]/.test(path)) throw new HttpError(400, "Bad Request: control character in path");
   return { method, target, path, query: new URLSearchParams(rawQuery), version };
 }
