@@ -19,7 +19,7 @@
  */
 
 import { getHeapSpaceStatistics } from "node:v8";
-import type { Logger, ServerStats } from "./server_options.ts";
+import { type Logger, positiveInt, type ServerStats } from "./server_options.ts";
 
 /** Options of {@linkcode startMemoryReclaim}. */
 export interface MemoryReclaimOptions {
@@ -75,10 +75,10 @@ export function startMemoryReclaim(
   options: MemoryReclaimOptions = {},
 ): MemoryReclaim | undefined {
   const d = DEFAULT_MEMORY_RECLAIM_OPTIONS;
-  const after = nonNegative("afterConnections", options.afterConnections ?? d.afterConnections);
-  const quietMs = nonNegative("quietMs", options.quietMs ?? d.quietMs);
-  const checkMs = nonNegative("checkMs", options.checkMs ?? d.checkMs);
-  const minYoung = nonNegative("minYoungMb", options.minYoungMb ?? d.minYoungMb) * 1024 * 1024;
+  const after = positiveInt("afterConnections", options.afterConnections ?? d.afterConnections, 0);
+  const quietMs = positiveInt("quietMs", options.quietMs ?? d.quietMs, 0);
+  const checkMs = positiveInt("checkMs", options.checkMs ?? d.checkMs, 0);
+  const minYoung = positiveInt("minYoungMb", options.minYoungMb ?? d.minYoungMb, 0) * 1024 * 1024;
   const gc = options.gc ?? (globalThis as { gc?: (options?: unknown) => unknown }).gc;
   if (gc === undefined || after === 0) return undefined;
   const log = options.logger ?? (() => {});
@@ -145,11 +145,4 @@ function youngCommitted(): number {
 
 function mb(bytes: number): number {
   return Math.round(bytes / 1024 / 1024);
-}
-
-function nonNegative(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative integer: received ${value}`);
-  }
-  return value;
 }

@@ -123,8 +123,6 @@ export class SluiceServer implements AsyncDisposable {
   readonly #listener: Deno.Listener;
   readonly #opts: ResolvedServerOptions;
   readonly #history: HistoryStore | undefined;
-  /** Sockets owned by their session (open event streams): counted in `stats.connections`. */
-  #streams = 0;
   /** Stream socket watching; `#settle` waits for its pending reads to end. */
   readonly #watcher: StreamWatcher;
   /** Request reads: their deadline sweep and read buffers. */
@@ -146,6 +144,7 @@ export class SluiceServer implements AsyncDisposable {
   readonly #router = new Router<RouteValue>();
   readonly #queue: MessageQueue<QueuedEvent>;
   readonly #conns = new Set<Deno.Conn>();
+  /** The source of each open stream; its size is the number of sockets streams own. */
   readonly #sourceOf = new Map<number, EventSource>();
   readonly #middleware: Middleware[] = [];
   #guard: Middleware | undefined;
@@ -250,7 +249,7 @@ export class SluiceServer implements AsyncDisposable {
   /** Counters since start. */
   get stats(): ServerStats {
     return {
-      connections: this.#conns.size + this.#streams,
+      connections: this.#openSockets,
       accepted: this.#accepted,
       streamsWatched: this.#watcher.pending,
       connectionsRefused: this.#connectionsRefused,
@@ -614,7 +613,7 @@ export class SluiceServer implements AsyncDisposable {
         continue;
       }
       this.#accepted++;
-      if (this.#conns.size + this.#streams >= this.#opts.maxConnections) {
+      if (this.#openSockets >= this.#opts.maxConnections) {
         this.#connectionsRefused++;
         this.#connectionsClosed["too-many-connections"]++;
         this.#countError(503);
@@ -648,6 +647,14 @@ export class SluiceServer implements AsyncDisposable {
     }
   }
 
+  /**
+   * Sockets open now: those still in the request phase, and the streams'
+   * (each open stream of this server has its source in `#sourceOf`).
+   */
+  get #openSockets(): number {
+    return this.#conns.size + this.#sourceOf.size;
+  }
+
   #countError(status: number): void {
     this.#httpErrors[status] = (this.#httpErrors[status] ?? 0) + 1;
   }
@@ -672,7 +679,7 @@ export class SluiceServer implements AsyncDisposable {
         // when the session ends): this handler returns, so an idle stream
         // holds no suspended frame, only its session and, when watched, one read.
         adopted = true;
-        this.#conns.delete(conn); // Counted in #streams from now on.
+        this.#conns.delete(conn); // Counted through its session from now on.
         if (this.#watcher.pending < this.#opts.watchStreams && !outcome.session.closed) {
           this.#watcher.watch(conn, outcome.session, outcome.leftover);
         }
@@ -976,7 +983,6 @@ export class SluiceServer implements AsyncDisposable {
       channels,
       lastEventId: lastEventId === undefined ? undefined : lastEventId.slice(0, 256),
     }, release);
-    this.#streams++;
     this.#sourceOf.set(session.id, source);
     const retry = source.retry ?? this.#retry;
     const headBytes = encodeStreamHead(headerPairs(extra));
@@ -1172,7 +1178,6 @@ export class SluiceServer implements AsyncDisposable {
     }
     if (source !== undefined) {
       // A stream of this server: the session closed the socket it owned.
-      this.#streams--;
       this.#connEnded(session.remoteAddr, "stream");
     }
   }
