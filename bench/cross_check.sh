@@ -23,6 +23,7 @@
 #      IDLE (10000) LAT_CLIENTS (1000) LAT_RATE (50) READ_DELAY_US (0: sseload --read-delay-us)
 #      MEASURES ("fanout latency idle") SERVER_CPU (0) LOAD_CPU (1) SSELOAD_DIR (/tmp/sluice-sseload)
 #      SHARED_BENCH (../shared/bench) PORT (18180, for sluice/baseline)
+#      SLUICE_BENCH_V8 (Sluice's V8 flags; default: those of `deno task start`, "" for none)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -279,7 +280,9 @@ case "$cmd" in
   sluice | baseline)
     build
     if [ "$cmd" = sluice ]; then
-      start_own sluice "$ROOT/main.ts" --port "$PORT" --hostname 127.0.0.1 --max-clients 20000 --queue-size 65536
+      # The V8 flags of `deno task start` (as users run it), as bench/run.ts does.
+      v8=${SLUICE_BENCH_V8-$(grep -o -- '--v8-flags=[^ "]*' "$ROOT/deno.json" | head -1 | cut -d= -f2-)}
+      start_own sluice ${v8:+--v8-flags=$v8} "$ROOT/main.ts" --quiet --port "$PORT" --hostname 127.0.0.1 --max-clients 20000 --queue-size 65536
     else
       start_own baseline "$HERE/baseline_deno_serve.ts" --port "$PORT"
     fi

@@ -5,7 +5,10 @@
  * processes: bench/load_subscriber.ts, bench/load_publisher.ts) pinned to CPU 1.
  * With `--peer c-ref-batch` (or `c-ref`) the C reference server of
  * ../shared/bench/peers/c_ref.c, built with gcc into a temp dir at run time, runs
- * in the same matrix, and the table adds the ratio Sluice/<peer>.
+ * in the same matrix, and the table adds the ratio Sluice/<peer>. With
+ * `--peer deno-floor` the platform's floor runs too: bench/floor_deno_listen.ts,
+ * the least a Deno.listen server does for the same job (Sluice/deno-floor is
+ * Sluice's own overhead; deno-floor/C is the runtime's).
  *
  * Measures (issue 6):
  * - fan-out: events delivered per second, summed over clients, at 100 / 1000 /
@@ -27,6 +30,7 @@
  * deno task bench --only baseline --quick
  * deno task bench --runs 3 --json /tmp/bench.json
  * deno task bench --peer c-ref-batch   # + the C reference peer (needs gcc, ../shared/bench)
+ * deno task bench --peer c-ref-batch,deno-floor   # + the Deno floor
  * ```
  *
  * @module
@@ -38,9 +42,11 @@ import { Histogram } from "./_histogram.ts";
 const USAGE = `usage: deno task bench [options]
   --quick               short windows, fewer clients (smoke run, < 60 s)
   --only NAME           sluice | baseline (default: both; peers from --peer are added)
-  --peer NAME           also run a C reference peer: c-ref-batch | c-ref (repeatable or a comma
-                        list; off by default). Built from ../shared/bench/peers/c_ref.c with
-                        gcc -O2 into a temp dir at run time; serves GET /sub, POST /publish
+  --peer NAME           also run a reference peer: c-ref-batch | c-ref | deno-floor (repeatable
+                        or a comma list; off by default). The C ones are built from
+                        ../shared/bench/peers/c_ref.c with gcc -O2 into a temp dir at run time
+                        (GET /sub, POST /publish); deno-floor is bench/floor_deno_listen.ts, the
+                        least a Deno.listen server does for the job (Sluice's V8 flags)
   --duration S          fan-out window per client count (5; quick 2)
   --warmup S            pause between connect phase and window (1; quick 0.5)
   --latency-duration S  latency window (5; quick 2)
@@ -182,9 +188,10 @@ const CHANNEL_PATH = "/events/bench";
 const PEER_SRC = new URL("../../shared/bench/peers/c_ref.c", import.meta.url).pathname;
 
 type DenoServerName = "sluice" | "baseline";
-type PeerName = "c-ref-batch" | "c-ref";
+type CPeerName = "c-ref-batch" | "c-ref";
+type PeerName = CPeerName | "deno-floor";
 type ServerName = DenoServerName | PeerName;
-const PEER_NAMES: readonly PeerName[] = ["c-ref-batch", "c-ref"];
+const PEER_NAMES: readonly PeerName[] = ["c-ref-batch", "c-ref", "deno-floor"];
 
 interface ServerSpec {
   name: ServerName;
@@ -204,7 +211,7 @@ const pubPath = (spec: ServerSpec) => spec.pubPath ?? CHANNEL_PATH;
 /** the peers' binary, built by buildPeer() in preflight */
 let cRefBin = "";
 
-function peerSpec(name: PeerName): ServerSpec {
+function peerSpec(name: CPeerName): ServerSpec {
   return {
     name,
     argv: (port) => [cRefBin, String(port)],
@@ -240,6 +247,19 @@ const SERVERS: Record<ServerName, ServerSpec> = {
   },
   "c-ref-batch": peerSpec("c-ref-batch"),
   "c-ref": peerSpec("c-ref"),
+  // The platform's floor: a minimal Deno.listen server, with Sluice's V8 flags.
+  "deno-floor": {
+    name: "deno-floor",
+    argv: (port) => [
+      DENO,
+      "run",
+      "-A",
+      ...(SLUICE_V8_FLAGS ? [`--v8-flags=${SLUICE_V8_FLAGS}`] : []),
+      `${HERE}floor_deno_listen.ts`,
+      "--port",
+      String(port),
+    ],
+  },
 };
 
 let selected: ServerName[] = ["sluice", "baseline"];
@@ -257,6 +277,8 @@ for (const p of opts.peer.flatMap((v) => v.split(",")).map((v) => v.trim()).filt
   if (!peers.includes(p as PeerName)) peers.push(p as PeerName);
 }
 selected = [...selected, ...peers];
+/** The peers built from C source (need gcc and ../shared/bench). */
+const cPeers = peers.filter((p) => p !== "deno-floor");
 
 // ---- processes ------------------------------------------------------------
 
@@ -1194,7 +1216,7 @@ async function preflight(): Promise<void> {
   if (selected.includes("sluice") && !exists(`${ROOT}main.ts`)) {
     throw new BenchError(`Sluice CLI not found at ${ROOT}main.ts (use --only baseline)`);
   }
-  if (peers.length > 0) cRefBin = await buildPeer();
+  if (cPeers.length > 0) cRefBin = await buildPeer();
   const limit = await new Deno.Command("bash", {
     args: ["-c", 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ulimit -n'],
   })
@@ -1300,10 +1322,15 @@ try {
       `window ${CFG.duration} s after ${CFG.warmup} s warm-up; fresh server per measure; ` +
       `subscriber engine ${CFG.engine}${CFG.sseload ? ", connects by the C sseload" : ""}; ` +
       `Sluice's V8 flags: ${SLUICE_V8_FLAGS || "none"}. ` +
-      (peers.length > 0
-        ? `C peer(s) ${peers.join(", ")}: ${PEER_SRC} built with gcc -O2 at run time ` +
+      (cPeers.length > 0
+        ? `C peer(s) ${cPeers.join(", ")}: ${PEER_SRC} built with gcc -O2 at run time ` +
           "(BATCH=1 for c-ref-batch), GET /sub, POST /publish; it answers 200 to every publish " +
           "(no 503) and drops a subscriber once 4 MiB are pending for it. "
+        : "") +
+      (peers.includes("deno-floor")
+        ? "deno-floor: bench/floor_deno_listen.ts (minimal Deno.listen server, Sluice's V8 " +
+          "flags): answers 202 to every publish (no 503), drops a subscriber once 4 MiB are " +
+          "queued for it. "
         : "") +
       `Wall time ${((monoNs() - t0) / 1e9).toFixed(0)} s.`,
   );
