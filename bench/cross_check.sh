@@ -282,7 +282,7 @@ case "$cmd" in
     if [ "$cmd" = sluice ]; then
       # The V8 flags of `deno task start` (as users run it), as bench/run.ts does.
       v8=${SLUICE_BENCH_V8-$(grep -o -- '--v8-flags=[^ "]*' "$ROOT/deno.json" | head -1 | cut -d= -f2-)}
-      start_own sluice ${v8:+--v8-flags=$v8} "$ROOT/main.ts" --quiet --port "$PORT" --hostname 127.0.0.1 --max-clients 20000 --queue-size 65536
+      start_own sluice ${v8:+--v8-flags=$v8} "$ROOT/main.ts" --port "$PORT" --hostname 127.0.0.1 --max-clients 20000 --queue-size 65536
     else
       start_own baseline "$HERE/baseline_deno_serve.ts" --port "$PORT"
     fi
