@@ -26,6 +26,7 @@
  */
 import { parseArgs } from "node:util";
 import { setImmediate } from "node:timers";
+import { concatAll } from "../server/_conn_io.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -70,15 +71,9 @@ function drop(sub: Subscriber): void {
   }
 }
 
-function join(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+/** One buffer for several (no copy for one). */
+function join(parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0] : concatAll(parts);
 }
 
 /** Writes `bytes` whole (loops on partial writes), then what was queued meanwhile. */
@@ -90,7 +85,7 @@ function send(sub: Subscriber, bytes: Uint8Array): void {
       sub.writing = false;
       return;
     }
-    const next = join(sub.queued, sub.queuedBytes);
+    const next = join(sub.queued);
     sub.queued = [];
     sub.queuedBytes = 0;
     send(sub, next);
@@ -100,7 +95,7 @@ function send(sub: Subscriber, bytes: Uint8Array): void {
 /** One pass: everything published since the last one, one write per subscriber. */
 function flush(): void {
   flushScheduled = false;
-  const bytes = join(published, published.reduce((n, p) => n + p.length, 0));
+  const bytes = join(published);
   published = [];
   for (const sub of subscribers) {
     if (!sub.writing) {

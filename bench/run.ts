@@ -221,25 +221,33 @@ function peerSpec(name: CPeerName): ServerSpec {
   };
 }
 
+/** `deno run -A` of a script with Sluice's V8 flags (as `deno task start` runs). */
+function denoWithSluiceFlags(script: string, args: string[]): string[] {
+  return [
+    DENO,
+    "run",
+    "-A",
+    ...(SLUICE_V8_FLAGS ? [`--v8-flags=${SLUICE_V8_FLAGS}`] : []),
+    script,
+    ...args,
+  ];
+}
+
 const SERVERS: Record<ServerName, ServerSpec> = {
   sluice: {
     name: "sluice",
-    argv: (port) => [
-      DENO,
-      "run",
-      "-A",
-      ...(SLUICE_V8_FLAGS ? [`--v8-flags=${SLUICE_V8_FLAGS}`] : []),
-      `${ROOT}main.ts`,
-      "--port",
-      String(port),
-      "--hostname",
-      "127.0.0.1",
-      "--max-clients",
-      "20000",
-      "--queue-size",
-      "65536",
-      ...opts["sluice-arg"],
-    ],
+    argv: (port) =>
+      denoWithSluiceFlags(`${ROOT}main.ts`, [
+        "--port",
+        String(port),
+        "--hostname",
+        "127.0.0.1",
+        "--max-clients",
+        "20000",
+        "--queue-size",
+        "65536",
+        ...opts["sluice-arg"],
+      ]),
   },
   baseline: {
     name: "baseline",
@@ -250,15 +258,7 @@ const SERVERS: Record<ServerName, ServerSpec> = {
   // The platform's floor: a minimal Deno.listen server, with Sluice's V8 flags.
   "deno-floor": {
     name: "deno-floor",
-    argv: (port) => [
-      DENO,
-      "run",
-      "-A",
-      ...(SLUICE_V8_FLAGS ? [`--v8-flags=${SLUICE_V8_FLAGS}`] : []),
-      `${HERE}floor_deno_listen.ts`,
-      "--port",
-      String(port),
-    ],
+    argv: (port) => denoWithSluiceFlags(`${HERE}floor_deno_listen.ts`, ["--port", String(port)]),
   },
 };
 
