@@ -20,17 +20,16 @@
  * @module
  */
 
+export { serve, SluiceServer } from "./server/server.ts";
 export {
   type BusyPolicy,
   type ConnectionCloseReason,
   DEFAULT_SERVER_OPTIONS,
   type Logger,
   type LogLevel,
-  serve,
   type ServerOptions,
   type ServerStats,
-  SluiceServer,
-} from "./server/server.ts";
+} from "./server/server_options.ts";
 
 export {
   CHANNEL_NAME_RE,

@@ -18,7 +18,8 @@ import { countAuthFailures, publisherAuth } from "./hub_auth.ts";
 import { channelsFromQuery, DEFAULT_MAX_CHANNELS, multiChannelEventName } from "./hub_channels.ts";
 import { prometheusText, statusObject } from "./metrics.ts";
 import { DEFAULT_PUBLISH_API_OPTIONS, parsePublishRequest } from "./publish_api.ts";
-import { DEFAULT_SERVER_OPTIONS, serve, type ServerOptions, type SluiceServer } from "./server.ts";
+import { serve, type SluiceServer } from "./server.ts";
+import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from "./server_options.ts";
 import { loadStaticAssets, type StaticAsset } from "./static_assets.ts";
 import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
 

@@ -58,16 +58,6 @@ import { StreamWatcher } from "./_stream_watch.ts";
 import { appendReplayBlock } from "./_replay_block.ts";
 import { notFound } from "./_not_found.ts";
 
-export {
-  type BusyPolicy,
-  type ConnectionCloseReason,
-  DEFAULT_SERVER_OPTIONS,
-  type Logger,
-  type LogLevel,
-  type ServerOptions,
-  type ServerStats,
-} from "./server_options.ts";
-
 interface QueuedEvent {
   source: EventSource;
   channel: string;

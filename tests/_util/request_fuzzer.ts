@@ -8,6 +8,8 @@
  * @module
  */
 
+import { concatAll } from "../../server/_conn_io.ts";
+
 const encoder = new TextEncoder();
 
 /**
@@ -201,18 +203,6 @@ function bytesOf(s: string): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** A head built from the grammar, with a few random wrong choices. */
 export function grammarHead(rng: Prng): Uint8Array {
   const eol = () => rng.chance(0.9) ? "\r\n" : rng.pick(LINE_ENDS);
@@ -232,7 +222,7 @@ export function grammarHead(rng: Prng): Uint8Array {
   if (rng.chance(0.9)) s += eol();
   let bytes = bytesOf(s);
   // Bodies matching (or not) a Content-Length.
-  if (rng.chance(0.2)) bytes = concat([bytes, bytesOf("x".repeat(rng.int(16)))]);
+  if (rng.chance(0.2)) bytes = concatAll([bytes, bytesOf("x".repeat(rng.int(16)))]);
   return bytes;
 }
 
@@ -250,21 +240,21 @@ export function mutate(rng: Prng, input: Uint8Array): Uint8Array {
         break;
       }
       case 1: // insert a special byte
-        b = concat([b.subarray(0, at), Uint8Array.of(rng.pick(GARBAGE_BYTES)), b.subarray(at)]);
+        b = concatAll([b.subarray(0, at), Uint8Array.of(rng.pick(GARBAGE_BYTES)), b.subarray(at)]);
         break;
       case 2: // delete a range
-        b = concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + rng.int(8)))]);
+        b = concatAll([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + rng.int(8)))]);
         break;
       case 3: { // duplicate a range (duplicated headers)
         const len = 1 + rng.int(64);
-        b = concat([b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)]);
+        b = concatAll([b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)]);
         break;
       }
       case 4: // truncate
         b = b.subarray(0, at);
         break;
       case 5: // insert invalid UTF-8
-        b = concat([
+        b = concatAll([
           b.subarray(0, at),
           rng.pick([
             Uint8Array.of(0xc0, 0x80),
@@ -277,7 +267,7 @@ export function mutate(rng: Prng, input: Uint8Array): Uint8Array {
         ]);
         break;
       case 6: // bare CR or LF
-        b = concat([
+        b = concatAll([
           b.subarray(0, at),
           bytesOf(rng.pick(["\r", "\n", "\r\r", "\n\n"])),
           b.subarray(at),
@@ -287,14 +277,14 @@ export function mutate(rng: Prng, input: Uint8Array): Uint8Array {
         const big = bytesOf(`X-Big: ${"a".repeat(rng.pick([100, 8000, 17000, 40000]))}\r\n`);
         const nl = b.indexOf(10);
         const pos = nl < 0 ? b.length : nl + 1;
-        b = concat([b.subarray(0, pos), big, b.subarray(pos)]);
+        b = concatAll([b.subarray(0, pos), big, b.subarray(pos)]);
         break;
       }
       case 8: { // bogus or conflicting Content-Length
         const nl = b.indexOf(10);
         const pos = nl < 0 ? b.length : nl + 1;
         const cl = bytesOf(`Content-Length: ${rng.pick(HEADER_VALUES.slice(6, 18))}\r\n`);
-        b = concat([b.subarray(0, pos), cl, b.subarray(pos)]);
+        b = concatAll([b.subarray(0, pos), cl, b.subarray(pos)]);
         break;
       }
       default: // many headers
@@ -302,7 +292,7 @@ export function mutate(rng: Prng, input: Uint8Array): Uint8Array {
           const nl = b.indexOf(10);
           const pos = nl < 0 ? b.length : nl + 1;
           const many = bytesOf(`X-Dup: ${rng.int(10)}\r\n`.repeat(20 + rng.int(120)));
-          b = concat([b.subarray(0, pos), many, b.subarray(pos)]);
+          b = concatAll([b.subarray(0, pos), many, b.subarray(pos)]);
         }
         break;
     }
@@ -336,7 +326,7 @@ export function fuzzCase(rng: Prng): FuzzCase {
   }
   if (r < 0.9) return { kind: "random", bytes: randomBytes(rng) };
   const garbage = rng.chance(0.5) ? mutate(rng, grammarHead(rng)) : randomBytes(rng);
-  return { kind: "pipelined", bytes: concat([bytesOf(validRequest(rng)), garbage]) };
+  return { kind: "pipelined", bytes: concatAll([bytesOf(validRequest(rng)), garbage]) };
 }
 
 /** Encodes bytes for a failure message or a regression list (latin-1 JSON string). */

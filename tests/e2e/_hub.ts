@@ -166,10 +166,20 @@ export interface CliHub extends AsyncDisposable {
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
-/** Starts `main.ts` with `args` (port 0 on 127.0.0.1 added) and waits for it to listen. */
+/** Options of {@linkcode startCli}. */
+export interface StartCliOptions {
+  /** Port to listen on (a restart on the port of an earlier run); default: any free one. */
+  port?: number;
+}
+
+/**
+ * Starts `main.ts` with `args` (127.0.0.1 and the port added) and waits for
+ * it to listen. `args` must not hold `--quiet`: the "listening" line is awaited.
+ */
 export async function startCli(
   args: string[],
   env: Record<string, string> = {},
+  options: StartCliOptions = {},
 ): Promise<CliHub> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -177,7 +187,7 @@ export async function startCli(
       "-A",
       MAIN,
       "--port",
-      "0",
+      String(options.port ?? 0),
       "--hostname",
       "127.0.0.1",
       "--keepalive",

@@ -7,63 +7,23 @@
 import assert from "node:assert/strict";
 import { browserAvailable, launchBrowser } from "../_util/browser.ts";
 import { RawClient } from "../_util/raw_client.ts";
+import { type CliHub, startCli } from "./_hub.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** Starts the hub and resolves once it listens. */
-async function startHub(port: number, historyFile: string): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--port",
-      String(port),
-      "--hostname",
-      "127.0.0.1",
-      "--demo",
-      "--demo-min-interval",
-      "0.05",
-      "--demo-max-interval",
-      "0.15",
-      "--heartbeat",
-      "1",
-      "--retry",
-      "300",
-      "--history-file",
-      historyFile,
-      "--quiet",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const deadline = Date.now() + 20_000; // guards a hang only
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return child;
-    } catch {
-      if (Date.now() > deadline) throw new Error("hub did not start");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
-async function stopHub(child: Deno.ChildProcess): Promise<void> {
-  try {
-    child.kill("SIGTERM");
-  } catch {
-    // already gone
-  }
-  const status = await child.status;
-  assert.equal(status.code, 0, "the hub exits 0 on SIGTERM");
+/** The hub with its demo sensors, fast, on a history file that survives a restart. */
+function hubArgs(historyFile: string): string[] {
+  return [
+    "--demo",
+    "--demo-min-interval",
+    "0.05",
+    "--demo-max-interval",
+    "0.15",
+    "--heartbeat",
+    "1",
+    "--retry",
+    "300",
+    "--history-file",
+    historyFile,
+  ];
 }
 
 const received = "globalThis.sluiceDashboard.received";
@@ -74,8 +34,8 @@ Deno.test({
 }, async () => {
   const dir = await Deno.makeTempDir();
   const historyFile = `${dir}/history.db`;
-  const port = freePort();
-  let hub = await startHub(port, historyFile);
+  let hub: CliHub = await startCli(hubArgs(historyFile));
+  const port = hub.port;
   try {
     await using browser = await launchBrowser();
     const page = await browser.newPage();
@@ -93,7 +53,7 @@ Deno.test({
     );
 
     // Stop the hub: the page shows it is reconnecting.
-    await stopHub(hub);
+    assert.equal(await hub.stop(), 0, "the hub exits 0 on SIGTERM");
     await page.waitForFunction(
       `document.querySelector("#state").textContent === "reconnecting"`,
       null,
@@ -102,7 +62,7 @@ Deno.test({
     const before = await page.evaluate(`${received}.length`) as number;
 
     // Restart on the same history file: the page resumes with Last-Event-ID.
-    hub = await startHub(port, historyFile);
+    hub = await startCli(hubArgs(historyFile), {}, { port });
     await page.waitForFunction(`document.querySelector("#state").textContent === "open"`, null, {
       timeout: 30_000,
     });
@@ -125,7 +85,7 @@ Deno.test({
       timeout: 10_000,
     });
   } finally {
-    await stopHub(hub).catch(() => {});
+    await hub.stop().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

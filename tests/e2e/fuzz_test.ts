@@ -21,7 +21,7 @@ import {
   type RequestLimits,
 } from "../../server/request_parser.ts";
 import { serve } from "../../server/server.ts";
-import type { LogLevel } from "../../server/server.ts";
+import type { LogLevel } from "../../server/server_options.ts";
 import { RawClient } from "../_util/raw_client.ts";
 import { fuzzCase, latin1Bytes, latin1Json, Prng, validRequest } from "../_util/request_fuzzer.ts";
 
