@@ -78,13 +78,7 @@ export class DenoEngine implements Engine {
         closeQuietly(c.conn);
         continue;
       }
-      k.established++;
-      k.active++;
-      k.lastEstablishedNs = monoNs();
-      if (o.stats !== null) {
-        o.stats.established = k.established;
-        o.stats.active = k.active;
-      }
+      k.streamStarted(o.stats);
       this.#streams.add(c);
       this.#read(c, buf, bodyStart, n);
     }

@@ -272,13 +272,7 @@ export class EpollEngine implements Engine {
     const o = this.#o;
     c.state = STREAM;
     c.stream.chunked = h.chunked;
-    k.established++;
-    k.active++;
-    k.lastEstablishedNs = monoNs();
-    if (o.stats !== null) {
-      o.stats.established = k.established;
-      o.stats.active = k.active;
-    }
+    k.streamStarted(o.stats);
     if (h.end < c.headLen) o.sse.feed(c.stream, head, h.end, c.headLen, monoNs());
     c.head = null;
     if (o.mode === "stall") this.#ep.remove(c.fd); // never read again

@@ -8,6 +8,7 @@
  * @module
  */
 import { Histogram } from "./_histogram.ts";
+import { monoNs, type StatsPage } from "./_libc.ts";
 
 const LF = 10;
 const CR = 13;
@@ -218,6 +219,21 @@ export class ConnCounters {
   /** CLOCK_MONOTONIC ns of the last established connection */
   lastEstablishedNs = 0;
   readonly statusCodes: Record<string, number> = {};
+
+  /**
+   * Count a stream that got its head (both engines), mirrored to the live stats page.
+   *
+   * @param stats the `--stats-shm` page, if any
+   */
+  streamStarted(stats: StatsPage | null): void {
+    this.established++;
+    this.active++;
+    this.lastEstablishedNs = monoNs();
+    if (stats !== null) {
+      stats.established = this.established;
+      stats.active = this.active;
+    }
+  }
 
   /**
    * Count a response head.
