@@ -10,18 +10,18 @@
 
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { cors, type CorsOptions } from "./server/cors.ts";
-import { type HubOptions, startHub } from "./server/hub.ts";
+import { cors, type CorsOptions } from "./server/middleware/cors.ts";
+import { type HubOptions, startHub } from "./server/hub/hub.ts";
 import { SqliteHistory } from "./queue/sqlite_history.ts";
 import {
   publisherAuth,
   SUBSCRIBER_AUTH_SCHEMES,
   subscriberAuth,
   type SubscriberAuthScheme,
-} from "./server/hub_auth.ts";
-import { loadHtdigest, parseUserFlag, UserFormatError, UserStore } from "./server/users.ts";
-import { createLineLogger } from "./server/line_logger.ts";
-import { startMemoryReclaim } from "./server/memory_reclaim.ts";
+} from "./server/hub/hub_auth.ts";
+import { loadHtdigest, parseUserFlag, UserFormatError, UserStore } from "./server/middleware/users.ts";
+import { createLineLogger } from "./server/hub/line_logger.ts";
+import { startMemoryReclaim } from "./server/hub/memory_reclaim.ts";
 
 /** A CLI flag: its type, environment variable, default and help text. */
 interface Flag {

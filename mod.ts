@@ -42,14 +42,14 @@ export {
   type SendAsyncOptions,
   type SendOptions,
   type SourceHost,
-} from "./server/event_source.ts";
+} from "./server/stream/event_source.ts";
 export type {
   HttpRequest,
   HttpResponse,
   Middleware,
   PeerAddr,
   RouteHandler,
-} from "./server/types.ts";
+} from "./server/http/types.ts";
 export {
   type CloseReason,
   type FreeContext,
@@ -99,12 +99,12 @@ export {
   type DemoSensorsOptions,
   type SensorChange,
   sensorStateJson,
-} from "./server/demo_sensors.ts";
+} from "./server/hub/demo_sensors.ts";
 export {
   DEFAULT_DIGEST_AUTH_OPTIONS,
   digestAuth,
   type DigestAuthOptions,
-} from "./server/auth_digest.ts";
+} from "./server/middleware/auth_digest.ts";
 export {
   type DigestAlgorithm,
   hashPassword,
@@ -112,28 +112,28 @@ export {
   parseUserFlag,
   UserFormatError,
   UserStore,
-} from "./server/users.ts";
+} from "./server/middleware/users.ts";
 export {
   basicAuth,
   type BasicAuthOptions,
   DEFAULT_BASIC_AUTH_OPTIONS,
-} from "./server/auth_basic.ts";
+} from "./server/middleware/auth_basic.ts";
 export {
   bearerAuth,
   type BearerAuthOptions,
   DEFAULT_BEARER_AUTH_OPTIONS,
   type NamedBearerToken,
-} from "./server/auth_bearer.ts";
-export { cors, type CorsOptions, DEFAULT_CORS_OPTIONS } from "./server/cors.ts";
-export { composeMiddleware } from "./server/compose_middleware.ts";
+} from "./server/middleware/auth_bearer.ts";
+export { cors, type CorsOptions, DEFAULT_CORS_OPTIONS } from "./server/middleware/cors.ts";
+export { composeMiddleware } from "./server/http/compose_middleware.ts";
 export { type ExtraCounters, prometheusText, statusObject } from "./server/metrics.ts";
-export { type Hub, type HubOptions, startHub } from "./server/hub.ts";
+export { type Hub, type HubOptions, startHub } from "./server/hub/hub.ts";
 export {
   DEFAULT_MEMORY_RECLAIM_OPTIONS,
   type MemoryReclaim,
   type MemoryReclaimOptions,
   startMemoryReclaim,
-} from "./server/memory_reclaim.ts";
+} from "./server/hub/memory_reclaim.ts";
 export {
   countAuthFailures,
   DEFAULT_SUBSCRIBER_AUTH_OPTIONS,
@@ -144,15 +144,15 @@ export {
   subscriberAuth,
   type SubscriberAuthOptions,
   type SubscriberAuthScheme,
-} from "./server/hub_auth.ts";
+} from "./server/hub/hub_auth.ts";
 export {
   DEFAULT_PUBLISH_API_OPTIONS,
   parsePublishRequest,
   type PublishApiOptions,
   type PublishRequest,
-} from "./server/publish_api.ts";
+} from "./server/hub/publish_api.ts";
 export {
   channelsFromQuery,
   DEFAULT_MAX_CHANNELS,
   multiChannelEventName,
-} from "./server/hub_channels.ts";
+} from "./server/hub/channels.ts";

@@ -26,7 +26,7 @@
  */
 import { parseArgs } from "node:util";
 import { setImmediate } from "node:timers";
-import { concatAll } from "../server/_conn_io.ts";
+import { concatAll } from "../server/http/conn_io.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -20,20 +20,20 @@ import {
 import { MessageQueue } from "../queue/message_queue.ts";
 import type { CloseReason, Session } from "../sessions/session.ts";
 import { SessionTable } from "../sessions/session_table.ts";
-import { composeMiddleware } from "./compose_middleware.ts";
+import { composeMiddleware } from "./http/compose_middleware.ts";
 import {
   EventSource,
   type EventSourceOptions,
   PublishRejectedError,
   type SourceHost,
-} from "./event_source.ts";
-import { HttpError } from "./http_error.ts";
-import { parseRequestHead, type RequestHead } from "./request_parser.ts";
-import { encodeResponse, encodeStreamHead, headerPairs } from "./response_head.ts";
-import { type PendingHead, PendingHeads } from "./pending_heads.ts";
-import { Router } from "./router.ts";
+} from "./stream/event_source.ts";
+import { HttpError } from "./http/http_error.ts";
+import { parseRequestHead, type RequestHead } from "./http/request_parser.ts";
+import { encodeResponse, encodeStreamHead, headerPairs } from "./http/response_head.ts";
+import { type PendingHead, PendingHeads } from "./http/pending_heads.ts";
+import { Router } from "./http/router.ts";
 import { clearImmediate, setImmediate } from "node:timers";
-import type { HttpRequest, HttpResponse, Middleware, PeerAddr, RouteHandler } from "./types.ts";
+import type { HttpRequest, HttpResponse, Middleware, PeerAddr, RouteHandler } from "./http/types.ts";
 import {
   type ConnectionCloseReason,
   type Logger,
@@ -52,11 +52,11 @@ import {
   lingerClose,
   peerString,
   writeAll,
-} from "./_conn_io.ts";
-import { RequestReads } from "./_request_reads.ts";
-import { StreamWatcher } from "./_stream_watch.ts";
-import { appendReplayBlock } from "./_replay_block.ts";
-import { notFound } from "./_not_found.ts";
+} from "./http/conn_io.ts";
+import { RequestReads } from "./http/_request_reads.ts";
+import { StreamWatcher } from "./stream/stream_watch.ts";
+import { appendReplayBlock } from "./stream/_replay_block.ts";
+import { notFound } from "./http/not_found.ts";
 
 interface QueuedEvent {
   source: EventSource;

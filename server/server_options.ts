@@ -10,8 +10,8 @@ import type { HistoryStore } from "../queue/history.ts";
 import type { MessageQueueStats } from "../queue/message_queue.ts";
 import type { SlowConsumerPolicy } from "../sessions/session.ts";
 import type { SessionTableStats } from "../sessions/session_table.ts";
-import { DEFAULT_REQUEST_LIMITS } from "./request_parser.ts";
-import { checkReasonPhrase } from "./response_head.ts";
+import { DEFAULT_REQUEST_LIMITS } from "./http/request_parser.ts";
+import { checkReasonPhrase } from "./http/response_head.ts";
 
 /** Severity of a log record. */
 export type LogLevel = "debug" | "info" | "warn" | "error";

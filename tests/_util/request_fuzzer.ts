@@ -8,7 +8,7 @@
  * @module
  */
 
-import { concatAll } from "../../server/_conn_io.ts";
+import { concatAll } from "../../server/http/conn_io.ts";
 
 const encoder = new TextEncoder();
 

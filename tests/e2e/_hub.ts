@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type Hub, type HubOptions, startHub } from "../../server/hub.ts";
+import { type Hub, type HubOptions, startHub } from "../../server/hub/hub.ts";
 import { RawClient, type ResponseHead } from "../_util/raw_client.ts";
 import { within } from "../_util/within.ts";
 

@@ -23,7 +23,7 @@ import assert from "node:assert/strict";
 import type { CloseReason } from "../../sessions/session.ts";
 import { serve, type SluiceServer } from "../../server/server.ts";
 import type { ServerOptions } from "../../server/server_options.ts";
-import type { EventSource } from "../../server/event_source.ts";
+import type { EventSource } from "../../server/stream/event_source.ts";
 import { RawClient } from "../_util/raw_client.ts";
 
 interface Watched {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { loadStaticAssets, type StaticAsset } from "../../server/static_assets.ts";
+import { loadStaticAssets, type StaticAsset } from "../../server/hub/static_assets.ts";
 import { browserAvailable, launchBrowser } from "../_util/browser.ts";
 
 // Drives server/static (the hub's dashboard) in Chromium against a fake hub: a raw

@@ -13,13 +13,13 @@
  */
 
 import assert from "node:assert/strict";
-import { HttpError } from "../../server/http_error.ts";
+import { HttpError } from "../../server/http/http_error.ts";
 import {
   DEFAULT_REQUEST_LIMITS,
   KNOWN_METHODS,
   parseRequestHead,
   type RequestLimits,
-} from "../../server/request_parser.ts";
+} from "../../server/http/request_parser.ts";
 import { serve } from "../../server/server.ts";
 import type { LogLevel } from "../../server/server_options.ts";
 import { RawClient } from "../_util/raw_client.ts";

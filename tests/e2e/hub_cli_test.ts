@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { main } from "../../main.ts";
-import { hashPassword } from "../../server/users.ts";
+import { hashPassword } from "../../server/middleware/users.ts";
 import { curl, hasCommand, publish, request, startCli } from "./_hub.ts";
 
 /** Runs `main(args)` in-process and returns its exit code and what it printed to stderr. */

@@ -9,10 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import { startHub } from "../../server/hub.ts";
-import { subscriberAuth } from "../../server/hub_auth.ts";
+import { startHub } from "../../server/hub/hub.ts";
+import { subscriberAuth } from "../../server/hub/hub_auth.ts";
 import { serve } from "../../server/server.ts";
-import { UserStore } from "../../server/users.ts";
+import { UserStore } from "../../server/middleware/users.ts";
 import { RawClient } from "../_util/raw_client.ts";
 import { SseParser } from "../_util/sse_parser.ts";
 

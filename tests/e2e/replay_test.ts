@@ -7,7 +7,7 @@ import {
   MemoryHistory,
   type StoredEvent,
 } from "../../queue/history.ts";
-import { startHub } from "../../server/hub.ts";
+import { startHub } from "../../server/hub/hub.ts";
 import { RawClient } from "../_util/raw_client.ts";
 import { dataOf, deferred, readEvents, subscribe, within } from "./_replay_util.ts";
 

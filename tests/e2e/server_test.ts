@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { serve, type ServerOptions } from "../../mod.ts";
 import type { CloseReason } from "../../sessions/session.ts";
-import type { Client } from "../../server/event_source.ts";
+import type { Client } from "../../server/stream/event_source.ts";
 import { RawClient } from "../_util/raw_client.ts";
 import { SseParser } from "../_util/sse_parser.ts";
 import { within as withinMs } from "../_util/within.ts";

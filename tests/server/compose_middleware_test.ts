@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { composeMiddleware } from "../../server/compose_middleware.ts";
-import type { Middleware } from "../../server/types.ts";
+import { composeMiddleware } from "../../server/http/compose_middleware.ts";
+import type { Middleware } from "../../server/http/types.ts";
 import { makeRequest } from "./_auth_request.ts";
 
 Deno.test("composeMiddleware runs middleware in order and stops at the first response", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startMemoryReclaim } from "../../server/memory_reclaim.ts";
+import { startMemoryReclaim } from "../../server/hub/memory_reclaim.ts";
 import type { ServerStats } from "../../server/server_options.ts";
 import { until } from "../e2e/_replay_util.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { serve } from "../../server/server.ts";
-import { encodeResponse } from "../../server/response_head.ts";
+import { encodeResponse } from "../../server/http/response_head.ts";
 import { RawClient } from "../_util/raw_client.ts";
 import type { HistoryReplay, HistoryStore } from "../../queue/history.ts";
 

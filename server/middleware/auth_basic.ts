@@ -5,7 +5,7 @@
  */
 
 import { AuthHeaderError, parseAuthorization, quote, validateRealm } from "./auth_header.ts";
-import type { HttpResponse, Middleware } from "./types.ts";
+import type { HttpResponse, Middleware } from "../http/types.ts";
 import { UserStore } from "./users.ts";
 
 /** Options for {@linkcode basicAuth}. */

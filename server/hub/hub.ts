@@ -9,19 +9,19 @@
  * @module
  */
 
-import type { EventFields } from "../queue/encode_event.ts";
-import { DuplicateEventIdError } from "../queue/history.ts";
-import { cors, type CorsOptions } from "./cors.ts";
+import type { EventFields } from "../../queue/encode_event.ts";
+import { DuplicateEventIdError } from "../../queue/history.ts";
+import { cors, type CorsOptions } from "../middleware/cors.ts";
 import { DemoSensors, type DemoSensorsOptions, sensorStateJson } from "./demo_sensors.ts";
-import { CHANNEL_NAME_RE, type EventSource, PublishRejectedError } from "./event_source.ts";
+import { CHANNEL_NAME_RE, type EventSource, PublishRejectedError } from "../stream/event_source.ts";
 import { countAuthFailures, publisherAuth } from "./hub_auth.ts";
-import { channelsFromQuery, DEFAULT_MAX_CHANNELS, multiChannelEventName } from "./hub_channels.ts";
-import { prometheusText, statusObject } from "./metrics.ts";
+import { channelsFromQuery, DEFAULT_MAX_CHANNELS, multiChannelEventName } from "./channels.ts";
+import { prometheusText, statusObject } from "../metrics.ts";
 import { DEFAULT_PUBLISH_API_OPTIONS, parsePublishRequest } from "./publish_api.ts";
-import { serve, type SluiceServer } from "./server.ts";
-import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from "./server_options.ts";
+import { serve, type SluiceServer } from "../server.ts";
+import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from "../server_options.ts";
 import { loadStaticAssets, type StaticAsset } from "./static_assets.ts";
-import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
 
 export { isLoopback } from "./hub_auth.ts";
 

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { encodeLastEventId } from "../queue/event_ids.ts";
-import { encodeGapEvent, type HistoryReplay } from "../queue/history.ts";
+import { encodeLastEventId } from "../../queue/event_ids.ts";
+import { encodeGapEvent, type HistoryReplay } from "../../queue/history.ts";
 
 /** A live event held while a replay was read. */
 export interface HeldEvent {

@@ -8,7 +8,7 @@
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { AuthHeaderError, parseAuthorization, quote, validateRealm } from "./auth_header.ts";
-import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
 import { DIGEST_ALGORITHMS, type DigestAlgorithm, digestHex, UserStore } from "./users.ts";
 
 /** Options for {@linkcode digestAuth}. */

@@ -6,7 +6,7 @@
  */
 
 import { isToken } from "./auth_header.ts";
-import type { HttpResponse, Middleware } from "./types.ts";
+import type { HttpResponse, Middleware } from "../http/types.ts";
 
 /** Options for {@linkcode cors}. */
 export interface CorsOptions {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { isDisconnect } from "./_conn_io.ts";
+import { isDisconnect } from "./conn_io.ts";
 import type { PendingHead } from "./pending_heads.ts";
 
 /** Read size while receiving requests, and how many such buffers are kept for reuse. */

@@ -14,9 +14,9 @@
  * @module
  */
 
-import { InvalidEventError, validateEventFields } from "../queue/encode_event.ts";
-import { HttpError } from "./http_error.ts";
-import type { HttpRequest } from "./types.ts";
+import { InvalidEventError, validateEventFields } from "../../queue/encode_event.ts";
+import { HttpError } from "../http/http_error.ts";
+import type { HttpRequest } from "../http/types.ts";
 
 /** An event taken from a publish request, checked and ready to send. */
 export interface PublishRequest {
@@ -114,7 +114,7 @@ function fromJson(text: string, query: URLSearchParams): PublishRequest {
  * @example
  * ```ts
  * import { parsePublishRequest } from "./publish_api.ts";
- * import type { HttpRequest } from "./types.ts";
+ * import type { HttpRequest } from "../http/types.ts";
  * declare const req: HttpRequest; // POST /events/news?event=greeting, body "hello"
  * const { data, event } = parsePublishRequest(req, { maxEventBytes: 1024 });
  * ```

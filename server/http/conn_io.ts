@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ConnectionCloseReason } from "./server_options.ts";
+import type { ConnectionCloseReason } from "../server_options.ts";
 
 export function peerString(addr: Deno.NetAddr): string {
   return addr.hostname.includes(":")

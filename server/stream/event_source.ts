@@ -6,11 +6,11 @@
  * @module
  */
 
-import { encodeEvent, type EventFields } from "../queue/encode_event.ts";
-import type { CloseReason, Session } from "../sessions/session.ts";
-import { composeMiddleware } from "./compose_middleware.ts";
-import { HttpError } from "./http_error.ts";
-import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
+import { encodeEvent, type EventFields } from "../../queue/encode_event.ts";
+import type { CloseReason, Session } from "../../sessions/session.ts";
+import { composeMiddleware } from "../http/compose_middleware.ts";
+import { HttpError } from "../http/http_error.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
 
 /** Options of {@linkcode EventSource.send}. */
 export interface SendOptions extends EventFields {
@@ -51,7 +51,7 @@ export interface PublishOptions extends SendOptions {
  *
  * @example
  * ```ts
- * import { PublishRejectedError, serve } from "../mod.ts";
+ * import { PublishRejectedError, serve } from "../../mod.ts";
  * await using server = serve({ port: 0, queueSize: 1 });
  * const events = server.eventSource("/events");
  * try {
@@ -205,7 +205,7 @@ export class Client {
  *
  * @example
  * ```ts
- * import { serve } from "../mod.ts";
+ * import { serve } from "../../mod.ts";
  * await using server = serve({ port: 0 });
  * const events = server.eventSource("/events");
  * events.onConnect((client) => client.send("hello!", { id: "1" }));
@@ -317,7 +317,7 @@ export class EventSource {
    *
    * @example
    * ```ts
-   * import { serve } from "../mod.ts";
+   * import { serve } from "../../mod.ts";
    * await using server = serve({ port: 0 });
    * const events = server.eventSource("/events");
    * const id = await events.publish("hello"); // e.g. "1754300000000000"

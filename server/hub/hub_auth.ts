@@ -6,11 +6,11 @@
  * @module
  */
 
-import { basicAuth } from "./auth_basic.ts";
-import { bearerAuth } from "./auth_bearer.ts";
-import { digestAuth } from "./auth_digest.ts";
-import type { HttpRequest, HttpResponse, Middleware } from "./types.ts";
-import { UserStore } from "./users.ts";
+import { basicAuth } from "../middleware/auth_basic.ts";
+import { bearerAuth } from "../middleware/auth_bearer.ts";
+import { digestAuth } from "../middleware/auth_digest.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
+import { UserStore } from "../middleware/users.ts";
 
 /** How subscribers authenticate. */
 export type SubscriberAuthScheme = "none" | "basic" | "digest" | "bearer";
@@ -62,7 +62,7 @@ export const DEFAULT_SUBSCRIBER_AUTH_OPTIONS: Readonly<{ realm: string; cookie: 
  * @example
  * ```ts
  * import { subscriberAuth } from "./hub_auth.ts";
- * import { UserStore } from "./users.ts";
+ * import { UserStore } from "../middleware/users.ts";
  * const auth = subscriberAuth({
  *   scheme: "digest",
  *   realm: "sluice",
@@ -206,7 +206,7 @@ export function publisherAuth(options: PublisherAuthOptions = {}): Middleware {
  * @returns The wrapped middleware.
  * @example
  * ```ts
- * import { bearerAuth } from "./auth_bearer.ts";
+ * import { bearerAuth } from "../middleware/auth_bearer.ts";
  * import { countAuthFailures } from "./hub_auth.ts";
  * let failures = 0;
  * const auth = countAuthFailures(bearerAuth({ tokens: ["t0ken"] }), () => failures++);

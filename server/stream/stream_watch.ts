@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { Session } from "../sessions/session.ts";
-import { concat, isDisconnect } from "./_conn_io.ts";
-import { HttpError } from "./http_error.ts";
-import { parseRequestHead, type RequestHead, type RequestLimits } from "./request_parser.ts";
-import { encodeResponse } from "./response_head.ts";
-import type { Logger } from "./server_options.ts";
+import type { Session } from "../../sessions/session.ts";
+import { concat, isDisconnect } from "../http/conn_io.ts";
+import { HttpError } from "../http/http_error.ts";
+import { parseRequestHead, type RequestHead, type RequestLimits } from "../http/request_parser.ts";
+import { encodeResponse } from "../http/response_head.ts";
+import type { Logger } from "../server_options.ts";
 
 /** Read size on a watched stream socket (kept inside V8's heap at this size). */
 const WATCH_READ_BYTES = 64;

@@ -8,7 +8,7 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { hasControlChar, quote, validateRealm } from "./auth_header.ts";
-import type { HttpResponse, Middleware } from "./types.ts";
+import type { HttpResponse, Middleware } from "../http/types.ts";
 
 /** A token with a name that is put in `req.user` (and so in logs) instead of the token. */
 export interface NamedBearerToken {

@@ -11,8 +11,8 @@
  * @module
  */
 
-import { CHANNEL_NAME_RE } from "./event_source.ts";
-import { HttpError } from "./http_error.ts";
+import { CHANNEL_NAME_RE } from "../stream/event_source.ts";
+import { HttpError } from "../http/http_error.ts";
 
 /** Most channels one multi-channel stream may subscribe to, by default. */
 export const DEFAULT_MAX_CHANNELS = 32;
@@ -28,7 +28,7 @@ export const DEFAULT_MAX_CHANNELS = 32;
  * `[A-Za-z0-9._~-]{1,128}`, or there are more than `maxChannels`.
  * @example
  * ```ts
- * import { channelsFromQuery } from "./hub_channels.ts";
+ * import { channelsFromQuery } from "./channels.ts";
  * channelsFromQuery(new URLSearchParams("channel=a&channel=b,a"), 32); // ["a", "b"]
  * ```
  */
@@ -68,7 +68,7 @@ export function channelsFromQuery(query: URLSearchParams, maxChannels: number): 
  * @returns The event type for multi-channel streams.
  * @example
  * ```ts
- * import { multiChannelEventName } from "./hub_channels.ts";
+ * import { multiChannelEventName } from "./channels.ts";
  * multiChannelEventName("news", undefined); // "news"
  * multiChannelEventName("news", "greeting"); // "news:greeting"
  * ```

@@ -19,7 +19,7 @@
  */
 
 import { getHeapSpaceStatistics } from "node:v8";
-import { type Logger, positiveInt, type ServerStats } from "./server_options.ts";
+import { type Logger, positiveInt, type ServerStats } from "../server_options.ts";
 
 /** Options of {@linkcode startMemoryReclaim}. */
 export interface MemoryReclaimOptions {
@@ -65,7 +65,7 @@ export interface MemoryReclaim extends Disposable {
  *
  * @example
  * ```ts
- * import { serve, startMemoryReclaim } from "../mod.ts";
+ * import { serve, startMemoryReclaim } from "../../mod.ts";
  * await using server = serve({ port: 0 });
  * using _reclaim = startMemoryReclaim(server, { gc: () => {} }); // `globalThis.gc` by default
  * ```

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Logger, LogLevel } from "./server_options.ts";
+import type { Logger, LogLevel } from "../server_options.ts";
 
 /** Options of {@linkcode createLineLogger}. */
 export interface LineLoggerOptions {
