@@ -4,7 +4,7 @@ import {
   DemoSensors,
   type SensorChange,
   sensorStateJson,
-} from "../../server/hub/demo_sensors.ts";
+} from "../../../server/hub/demo_sensors.ts";
 
 /** A random source replaying `values`, then 0 forever. */
 function replay(values: number[]): () => number {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cors } from "../../server/middleware/cors.ts";
+import { cors } from "../../../server/middleware/cors.ts";
 import { headerValues, makeRequest } from "./_auth_request.ts";
 
 const APP = "https://app.example";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { channelsFromQuery, multiChannelEventName } from "../../server/hub/channels.ts";
-import { HttpError } from "../../server/http/http_error.ts";
+import { channelsFromQuery, multiChannelEventName } from "../../../server/hub/channels.ts";
+import { HttpError } from "../../../server/http/http_error.ts";
 
 function status(query: string, max = 32): number {
   try {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RoutePatternError, Router } from "../../server/http/router.ts";
+import { RoutePatternError, Router } from "../../../server/http/router.ts";
 
 Deno.test("Router matches literal paths by method", () => {
   const r = new Router<string>();

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { HttpError } from "../../server/http/http_error.ts";
+import { HttpError } from "../../../server/http/http_error.ts";
 import {
   DEFAULT_REQUEST_LIMITS,
   parseRequestHead,
   type RequestHead,
   type RequestLimits,
-} from "../../server/http/request_parser.ts";
+} from "../../../server/http/request_parser.ts";
 
 const encoder = new TextEncoder();
 

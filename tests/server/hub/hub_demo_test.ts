@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { startHub } from "../../server/hub/hub.ts";
-import { RawClient } from "../_util/raw_client.ts";
+import { startHub } from "../../../server/hub/hub.ts";
+import { RawClient } from "../../_util/raw_client.ts";
 
 Deno.test("startHub with demo publishes sensor changes on channel sensors as event 'event'", async () => {
   await using hub = startHub({

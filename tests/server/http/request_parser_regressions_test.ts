@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { HttpError } from "../../server/http/http_error.ts";
-import { parseRequestHead } from "../../server/http/request_parser.ts";
-import { serve } from "../../server/server.ts";
-import { latin1Bytes } from "../_util/request_fuzzer.ts";
+import { HttpError } from "../../../server/http/http_error.ts";
+import { parseRequestHead } from "../../../server/http/request_parser.ts";
+import { serve } from "../../../server/server.ts";
+import { latin1Bytes } from "../../_util/request_fuzzer.ts";
 import { REQUEST_REGRESSIONS } from "./_request_regressions.ts";
 
 function outcome(bytes: Uint8Array): number | "head" | "more" {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { basicAuth } from "../../server/middleware/auth_basic.ts";
-import type { HttpResponse } from "../../server/http/types.ts";
-import { hashPassword, UserStore } from "../../server/middleware/users.ts";
+import { basicAuth } from "../../../server/middleware/auth_basic.ts";
+import type { HttpResponse } from "../../../server/http/types.ts";
+import { hashPassword, UserStore } from "../../../server/middleware/users.ts";
 import { headerValues, makeRequest } from "./_auth_request.ts";
 
 function b64(text: string): string {

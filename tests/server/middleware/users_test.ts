@@ -7,7 +7,7 @@ import {
   parseUserFlag,
   UserFormatError,
   UserStore,
-} from "../../server/middleware/users.ts";
+} from "../../../server/middleware/users.ts";
 
 const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");

@@ -5,7 +5,7 @@ import {
   headerPairs,
   InvalidHeaderError,
   STATUS_TEXT,
-} from "../../server/http/response_head.ts";
+} from "../../../server/http/response_head.ts";
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { composeMiddleware } from "../../server/http/compose_middleware.ts";
-import type { Middleware } from "../../server/http/types.ts";
-import { makeRequest } from "./_auth_request.ts";
+import { composeMiddleware } from "../../../server/http/compose_middleware.ts";
+import type { Middleware } from "../../../server/http/types.ts";
+import { makeRequest } from "../middleware/_auth_request.ts";
 
 Deno.test("composeMiddleware runs middleware in order and stops at the first response", async () => {
   const calls: string[] = [];

@@ -4,10 +4,10 @@ import {
   isLoopback,
   publisherAuth,
   subscriberAuth,
-} from "../../server/hub/hub_auth.ts";
-import type { HttpRequest, HttpResponse, Middleware } from "../../server/http/types.ts";
-import { UserStore } from "../../server/middleware/users.ts";
-import { makeRequest } from "./_auth_request.ts";
+} from "../../../server/hub/hub_auth.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "../../../server/http/types.ts";
+import { UserStore } from "../../../server/middleware/users.ts";
+import { makeRequest } from "../middleware/_auth_request.ts";
 
 function run(mw: Middleware, req: HttpRequest): HttpResponse | undefined {
   const res = mw(req, []);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { bearerAuth } from "../../server/middleware/auth_bearer.ts";
-import type { HttpResponse } from "../../server/http/types.ts";
+import { bearerAuth } from "../../../server/middleware/auth_bearer.ts";
+import type { HttpResponse } from "../../../server/http/types.ts";
 import { headerValues, makeRequest } from "./_auth_request.ts";
 
 const TOKEN = "s3cr3t-Token_1.2~x+y/z=";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { HttpRequest } from "../../server/http/types.ts";
+import type { HttpRequest } from "../../../server/http/types.ts";
 
 /** Fields a test may override. */
 export interface RequestInit {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { HttpError } from "../../server/http/http_error.ts";
-import { parsePublishRequest } from "../../server/hub/publish_api.ts";
-import type { HttpRequest } from "../../server/http/types.ts";
+import { HttpError } from "../../../server/http/http_error.ts";
+import { parsePublishRequest } from "../../../server/hub/publish_api.ts";
+import type { HttpRequest } from "../../../server/http/types.ts";
 
 const encoder = new TextEncoder();
 

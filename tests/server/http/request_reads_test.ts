@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { RequestReads } from "../../server/http/_request_reads.ts";
-import type { PendingHead } from "../../server/http/pending_heads.ts";
+import { RequestReads } from "../../../server/http/_request_reads.ts";
+import type { PendingHead } from "../../../server/http/pending_heads.ts";
 
 function pendingHead(): PendingHead {
   return { since: 0, evicted: false, deadline: 0, wake: undefined };

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { computeDigestResponse, digestAuth } from "../../server/middleware/auth_digest.ts";
-import type { HttpResponse, Middleware } from "../../server/http/types.ts";
-import { hashPassword, UserStore } from "../../server/middleware/users.ts";
+import { computeDigestResponse, digestAuth } from "../../../server/middleware/auth_digest.ts";
+import type { HttpResponse, Middleware } from "../../../server/http/types.ts";
+import { hashPassword, UserStore } from "../../../server/middleware/users.ts";
 import { headerValues, makeRequest } from "./_auth_request.ts";
 
 // --- An independent client-side implementation, checked against RFC 7616 §3.9.1 ---

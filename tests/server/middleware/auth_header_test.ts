@@ -5,7 +5,7 @@ import {
   parseAuthorization,
   quote,
   validateRealm,
-} from "../../server/middleware/auth_header.ts";
+} from "../../../server/middleware/auth_header.ts";
 
 Deno.test("parseAuthorization reads a token68", () => {
   const c = parseAuthorization("Basic YWxhZGRpbjpvcGVuc2VzYW1l");

@@ -4,10 +4,10 @@
  */
 
 import assert from "node:assert/strict";
-import { basicAuth } from "../../server/middleware/auth_basic.ts";
-import { digestAuth } from "../../server/middleware/auth_digest.ts";
-import type { HttpRequest, Middleware } from "../../server/http/types.ts";
-import { hashPassword, UserStore } from "../../server/middleware/users.ts";
+import { basicAuth } from "../../../server/middleware/auth_basic.ts";
+import { digestAuth } from "../../../server/middleware/auth_digest.ts";
+import type { HttpRequest, Middleware } from "../../../server/http/types.ts";
+import { hashPassword, UserStore } from "../../../server/middleware/users.ts";
 
 const hasCurl = (() => {
   try {
