@@ -19,7 +19,12 @@ import {
   subscriberAuth,
   type SubscriberAuthScheme,
 } from "./server/hub/hub_auth.ts";
-import { loadHtdigest, parseUserFlag, UserFormatError, UserStore } from "./server/middleware/users.ts";
+import {
+  loadHtdigest,
+  parseUserFlag,
+  UserFormatError,
+  UserStore,
+} from "./server/middleware/users.ts";
 import { createLineLogger } from "./server/hub/line_logger.ts";
 import { startMemoryReclaim } from "./server/hub/memory_reclaim.ts";
 

@@ -23,16 +23,12 @@
 export { serve, SluiceServer } from "./server/server.ts";
 export {
   type BusyPolicy,
-  type ConnectionCloseReason,
   DEFAULT_SERVER_OPTIONS,
-  type Logger,
-  type LogLevel,
   type ServerOptions,
-  type ServerStats,
 } from "./server/server_options.ts";
-
+export type { ServerStats } from "./server/server_stats.ts";
 export {
-  CHANNEL_NAME_RE,
+  type ChannelSelection,
   Client,
   DEFAULT_CHANNEL,
   EventSource,
@@ -41,15 +37,23 @@ export {
   PublishRejectedError,
   type SendAsyncOptions,
   type SendOptions,
-  type SourceHost,
 } from "./server/stream/event_source.ts";
+export { CHANNEL_NAME_RE, checkChannelName } from "./server/stream/channel_name.ts";
+export { multiChannelEventName } from "./server/stream/channel_tag.ts";
 export type {
+  ConnectionCloseReason,
   HttpRequest,
   HttpResponse,
+  Logger,
+  LogLevel,
   Middleware,
   PeerAddr,
   RouteHandler,
 } from "./server/http/types.ts";
+export { HttpError, type HttpErrorOptions } from "./server/http/http_error.ts";
+export { RoutePatternError } from "./server/http/router.ts";
+export { InvalidHeaderError } from "./server/http/response_head.ts";
+export { composeMiddleware } from "./server/http/compose_middleware.ts";
 export {
   type CloseReason,
   type FreeContext,
@@ -93,26 +97,7 @@ export {
   type EventFields,
   InvalidEventError,
 } from "./queue/encode_event.ts";
-export {
-  DEFAULT_DEMO_SENSORS,
-  DemoSensors,
-  type DemoSensorsOptions,
-  type SensorChange,
-  sensorStateJson,
-} from "./server/hub/demo_sensors.ts";
-export {
-  DEFAULT_DIGEST_AUTH_OPTIONS,
-  digestAuth,
-  type DigestAuthOptions,
-} from "./server/middleware/auth_digest.ts";
-export {
-  type DigestAlgorithm,
-  hashPassword,
-  loadHtdigest,
-  parseUserFlag,
-  UserFormatError,
-  UserStore,
-} from "./server/middleware/users.ts";
+export { cors, type CorsOptions, DEFAULT_CORS_OPTIONS } from "./server/middleware/cors.ts";
 export {
   basicAuth,
   type BasicAuthOptions,
@@ -124,35 +109,16 @@ export {
   DEFAULT_BEARER_AUTH_OPTIONS,
   type NamedBearerToken,
 } from "./server/middleware/auth_bearer.ts";
-export { cors, type CorsOptions, DEFAULT_CORS_OPTIONS } from "./server/middleware/cors.ts";
-export { composeMiddleware } from "./server/http/compose_middleware.ts";
+export {
+  DEFAULT_DIGEST_AUTH_OPTIONS,
+  digestAuth,
+  type DigestAuthOptions,
+} from "./server/middleware/auth_digest.ts";
+export {
+  type DigestAlgorithm,
+  hashPassword,
+  loadHtdigest,
+  UserFormatError,
+  UserStore,
+} from "./server/middleware/users.ts";
 export { type ExtraCounters, prometheusText, statusObject } from "./server/metrics.ts";
-export { type Hub, type HubOptions, startHub } from "./server/hub/hub.ts";
-export {
-  DEFAULT_MEMORY_RECLAIM_OPTIONS,
-  type MemoryReclaim,
-  type MemoryReclaimOptions,
-  startMemoryReclaim,
-} from "./server/hub/memory_reclaim.ts";
-export {
-  countAuthFailures,
-  DEFAULT_SUBSCRIBER_AUTH_OPTIONS,
-  isLoopback,
-  publisherAuth,
-  type PublisherAuthOptions,
-  SUBSCRIBER_AUTH_SCHEMES,
-  subscriberAuth,
-  type SubscriberAuthOptions,
-  type SubscriberAuthScheme,
-} from "./server/hub/hub_auth.ts";
-export {
-  DEFAULT_PUBLISH_API_OPTIONS,
-  parsePublishRequest,
-  type PublishApiOptions,
-  type PublishRequest,
-} from "./server/hub/publish_api.ts";
-export {
-  channelsFromQuery,
-  DEFAULT_MAX_CHANNELS,
-  multiChannelEventName,
-} from "./server/hub/channels.ts";

@@ -162,7 +162,7 @@ sse.onConnect((client) => {
   const slot = sseSockets.indexOf(0);
   if (slot < 0) {
     // Cannot happen: the session table has as many slots as sseSockets.
-    client.close("rejected");
+    client.close("closed");
     return;
   }
   sseSockets[slot] = session.id;

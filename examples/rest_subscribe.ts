@@ -56,16 +56,8 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  type Client,
-  DemoSensors,
-  type HttpRequest,
-  type HttpResponse,
-  type PeerAddr,
-  type SensorChange,
-  sensorStateJson,
-  serve,
-} from "../mod.ts";
+import { type Client, type HttpRequest, type HttpResponse, type PeerAddr, serve } from "../mod.ts";
+import { DemoSensors, type SensorChange, sensorStateJson } from "../server/hub/mod.ts";
 
 /** Number of channels, hence of subscribed clients. */
 const SSE_MAX_CHANNELS = 8;
@@ -238,7 +230,7 @@ events.onConnect((client) => {
   const channel = Number(client.channels[0]);
   const s = subscription[channel];
   if (s === undefined) {
-    client.close("rejected");
+    client.close("closed");
     return;
   }
   if (s.client !== undefined && s.client !== client && !s.client.closed) {

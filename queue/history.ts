@@ -44,6 +44,12 @@ export interface StoredEvent {
   readonly id: string;
   /** The bytes to send, `id:` line included. */
   readonly bytes: Uint8Array;
+  /**
+   * The channel (history key) the event was recorded under. Stores set it on
+   * the events of a {@linkcode HistoryStore.since} answer, which may merge
+   * several channels (a multi-channel stream tags each event with it).
+   */
+  readonly channel?: string;
 }
 
 /** The answer of {@linkcode HistoryStore.since}. */

@@ -104,6 +104,7 @@ class ChannelIndex {
 
 interface Row {
   seq: number;
+  channel: string;
   id: string;
   bytes: Uint8Array;
 }
@@ -191,7 +192,7 @@ export class SqliteHistory implements HistoryStore, Disposable {
       );
       this.#findSeq = db.prepare("SELECT seq FROM events WHERE channel = ? AND id = ?");
       this.#after = db.prepare(
-        "SELECT seq, id, bytes FROM events WHERE channel = ? AND seq > ? ORDER BY seq",
+        "SELECT seq, channel, id, bytes FROM events WHERE channel = ? AND seq > ? ORDER BY seq",
       );
       this.#idAt = db.prepare("SELECT id FROM events WHERE seq = ?");
       this.#ids = new EventIdSequence(options.firstId ?? clockFloorId());

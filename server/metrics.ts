@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ServerStats } from "./server_options.ts";
+import type { ServerStats } from "./server_stats.ts";
 
 /** Extra counters kept outside the server (e.g. by auth middleware). */
 export interface ExtraCounters {

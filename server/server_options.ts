@@ -7,20 +7,12 @@
  */
 
 import type { HistoryStore } from "../queue/history.ts";
-import type { MessageQueueStats } from "../queue/message_queue.ts";
 import type { SlowConsumerPolicy } from "../sessions/session.ts";
-import type { SessionTableStats } from "../sessions/session_table.ts";
 import { DEFAULT_REQUEST_LIMITS } from "./http/request_parser.ts";
+import type { Logger } from "./http/types.ts";
+
+export type { ConnectionCloseReason, Logger, LogLevel } from "./http/types.ts";
 import { checkReasonPhrase } from "./http/response_head.ts";
-
-/** Severity of a log record. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
-
-/**
- * Receives the server's log records. Library code never prints; the CLI
- * supplies a logger that does.
- */
-export type Logger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
 
 /** Options of {@linkcode serve}. Every default is in {@linkcode DEFAULT_SERVER_OPTIONS}. */
 export interface ServerOptions {
@@ -159,82 +151,6 @@ export const DEFAULT_SERVER_OPTIONS = {
   busyStatusText: "Service Unavailable",
   shutdownTimeout: 5_000,
 } as const;
-
-/** Counters of a server, read through `server.stats`. */
-export interface ServerStats {
-  /** Sockets open now (streams and plain requests). */
-  readonly connections: number;
-  /** Sockets accepted since start. */
-  readonly accepted: number;
-  /** Open streams whose socket has a read pending (see `watchStreams`). */
-  readonly streamsWatched: number;
-  /** Sockets refused at once because `maxConnections` was reached. */
-  readonly connectionsRefused: number;
-  /**
-   * Sockets counted against `maxPendingHeads` now: receiving a request head
-   * or body that a read left incomplete, or silent past a short grace period.
-   */
-  readonly pendingHeads: number;
-  /**
-   * Sockets ended, by reason; once no socket is open, the counts add up to
-   * `accepted`. A socket that carried an event stream counts as `"stream"`;
-   * its session's own reason is in `sessions.closed`.
-   */
-  readonly connectionsClosed: Readonly<Record<ConnectionCloseReason, number>>;
-  /** The session table's counters (open, capacity, rejected, closed by reason). */
-  readonly sessions: SessionTableStats;
-  /** The queue's counters and depth. */
-  readonly queue: MessageQueueStats & { readonly depth: number; readonly capacity: number };
-  /** Events taken from the queue and fanned out. */
-  readonly eventsPublished: number;
-  /** Event copies accepted by sessions (one per recipient). */
-  readonly eventsDelivered: number;
-  /** Event copies refused by sessions (closed or over budget). */
-  readonly eventsDropped: number;
-  /** Streams opened with a `Last-Event-ID` (or `?lastEventId=`). */
-  readonly replays: number;
-  /** Events written from history to reconnecting streams. */
-  readonly eventsReplayed: number;
-  /** `sluice.gap` events sent: unknown or expired ids, and holes under the `drop` policy. */
-  readonly gapsSent: number;
-  /** Sessions closed because a write stayed in flight longer than `writeTimeout`. */
-  readonly writeTimeouts: number;
-  /** Streams answered with a `retry:` and closed under `busy: "retry"`. */
-  readonly softRejected: number;
-  /** Bytes written to event streams, open and closed. */
-  readonly bytesWritten: number;
-  /** Requests answered with an error status, by status. */
-  readonly httpErrors: Readonly<Record<number, number>>;
-  /** Requests served (plain routes and stream opens). */
-  readonly requests: number;
-  /** Milliseconds since the server started. */
-  readonly uptimeMs: number;
-}
-
-/**
- * Why a socket ended: `"response-sent"` (answered, then closed as the request
- * asked or as HTTP/1.0 implies), `"client-closed"` (the peer closed or reset it
- * before or between requests), `"bad-request"` (a malformed or over-limit
- * request was answered 4xx/5xx), `"header-timeout"` (no whole request within
- * `headerTimeout`: 408), `"idle-timeout"` (an idle keep-alive socket),
- * `"pending-heads-full"` (made room for a newer socket under `maxPendingHeads`:
- * 503), `"too-many-connections"` (refused under `maxConnections`: 503),
- * `"write-error"` (a response could not be written), `"stream"` (it carried an
- * event stream), `"shutdown"` (the server stopped), `"error"` (an unexpected
- * failure, logged at level `error`).
- */
-export type ConnectionCloseReason =
-  | "response-sent"
-  | "client-closed"
-  | "bad-request"
-  | "header-timeout"
-  | "idle-timeout"
-  | "pending-heads-full"
-  | "too-many-connections"
-  | "write-error"
-  | "stream"
-  | "shutdown"
-  | "error";
 
 /** Checks a `busy` option value. */
 export function busyPolicy(value: string): BusyPolicy {

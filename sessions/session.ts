@@ -9,16 +9,18 @@
 /**
  * Why a session ended. Given to free callbacks, close hooks and logs.
  * `"client-closed"`: the peer went away; `"write-error"`: a send failed;
- * `"slow-consumer"`: the pending-bytes budget was exceeded; `"rejected"`:
- * refused before it started; `"auth-failed"`; `"shutdown"`: the server is
- * stopping; `"closed"`: `triggerClose()` or `close()` by the application.
+ * `"slow-consumer"`: the pending-bytes budget was exceeded;
+ * `"write-timeout"`: a write stayed in flight past the server's
+ * `writeTimeout`; `"shutdown"`: the server is stopping; `"closed"`: `close()`
+ * by the application (or a stream whose replay could not be read).
+ * Requests refused before a session exists (auth, full table) never get a
+ * session, so they have no close reason: they are counted as HTTP errors.
  */
 export type CloseReason =
   | "client-closed"
   | "write-error"
   | "slow-consumer"
-  | "rejected"
-  | "auth-failed"
+  | "write-timeout"
   | "shutdown"
   | "closed";
 
@@ -237,6 +239,12 @@ export class Session {
    * Ends the session: closes the socket, runs the free callback once and
    * removes the session from its table. Idempotent. Never throws: an error
    * thrown by the free callback is handed to the table's `onClose` hook.
+   *
+   * Order, like `httpd_sess_delete`: (1) the socket is closed; (2) the free
+   * callback runs with `context` still set; (3) `context` is cleared and the
+   * session leaves its table, whose `onClose` hook runs (in a server, that
+   * hook detaches the stream from its source, so the source's `onDisconnect`
+   * callbacks run last and see `context` as `undefined`).
    *
    * @param reason Why the session ends.
    */

@@ -109,8 +109,7 @@ export class SessionTable {
     "client-closed": 0,
     "write-error": 0,
     "slow-consumer": 0,
-    "rejected": 0,
-    "auth-failed": 0,
+    "write-timeout": 0,
     "shutdown": 0,
     "closed": 0,
   };

@@ -1,18 +1,20 @@
 /**
- * Internal socket helpers of the server: writing everything, closing
+ * Socket helpers of the HTTP layer (the stream layer uses them too): writing everything, closing
  * quietly or with a linger, telling disconnects apart, byte concatenation.
  *
  * @module
  */
 
-import type { ConnectionCloseReason } from "../server_options.ts";
+import type { ConnectionCloseReason } from "./types.ts";
 
+/** `host:port` of an address (`[host]:port` for IPv6). */
 export function peerString(addr: Deno.NetAddr): string {
   return addr.hostname.includes(":")
     ? `[${addr.hostname}]:${addr.port}`
     : `${addr.hostname}:${addr.port}`;
 }
 
+/** Joins byte arrays into one new array. */
 export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const p of parts) total += p.length;
@@ -25,6 +27,7 @@ export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Joins two byte arrays into a new one (a copy of `b` when `a` is empty). */
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b.slice();
   const out = new Uint8Array(a.length + b.length);
@@ -33,6 +36,7 @@ export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Writes every byte, looping over partial writes. */
 export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(off ? bytes.subarray(off) : bytes);
@@ -72,6 +76,7 @@ export async function lingerClose(conn: Deno.Conn): Promise<void> {
   }
 }
 
+/** Closes a socket, ignoring that it may be closed already. */
 export function closeQuietly(conn: Deno.Conn): void {
   try {
     conn.close();
@@ -80,6 +85,7 @@ export function closeQuietly(conn: Deno.Conn): void {
   }
 }
 
+/** Whether an error means the peer went away (by class, never by message). */
 export function isDisconnect(err: unknown): boolean {
   return err instanceof Deno.errors.BrokenPipe || err instanceof Deno.errors.ConnectionReset ||
     err instanceof Deno.errors.ConnectionAborted || err instanceof Deno.errors.BadResource ||

@@ -4,9 +4,26 @@
  * @module
  */
 
+/** Options of {@linkcode HttpError}. */
+export interface HttpErrorOptions {
+  /** Close the connection after the answer. @default {true} */
+  close?: boolean;
+  /** Extra response headers, e.g. `Retry-After`. @default {[]} */
+  headers?: [string, string][];
+}
+
 /**
  * An HTTP error: the server answers with `status` and the short fixed
  * `message` as a `text/plain` body, then closes the connection when `close`.
+ * Throw it from a route handler, middleware or a source's `channels` picker.
+ *
+ * @example
+ * ```ts
+ * import { HttpError } from "./http_error.ts";
+ * const handler = () => {
+ *   throw new HttpError(429, "Too Many Requests", { close: false, headers: [["Retry-After", "5"]] });
+ * };
+ * ```
  */
 export class HttpError extends Error {
   /** Status code to answer with. */
@@ -23,7 +40,7 @@ export class HttpError extends Error {
   constructor(
     status: number,
     message: string,
-    options: { close?: boolean; headers?: [string, string][] } = {},
+    options: HttpErrorOptions = {},
   ) {
     super(message);
     this.name = "HttpError";

@@ -137,25 +137,3 @@ export function encodeResponse(
   out.set(bodyBytes, headBytes.length);
   return out;
 }
-
-const STREAM_HEAD_TEXT = "HTTP/1.1 200 OK\r\n" +
-  "Content-Type: text/event-stream\r\n" +
-  "Cache-Control: no-cache\r\n" +
-  "Connection: keep-alive\r\n" +
-  "X-Accel-Buffering: no\r\n";
-
-const STREAM_HEAD = encoder.encode(STREAM_HEAD_TEXT + "\r\n");
-
-/**
- * The head of an event stream: 200, `text/event-stream`, no caching, keep-alive,
- * no proxy buffering. The stream has no length: it ends when the connection closes.
- *
- * @param extra Extra header fields (e.g. CORS), already checked.
- * @returns The head bytes; the shared pre-encoded head when there are no extras.
- */
-export function encodeStreamHead(extra: [string, string][] = []): Uint8Array {
-  if (extra.length === 0) return STREAM_HEAD;
-  let head = STREAM_HEAD_TEXT;
-  for (const [name, value] of extra) head += `${name}: ${value}\r\n`;
-  return encoder.encode(head + "\r\n");
-}

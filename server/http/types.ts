@@ -76,3 +76,37 @@ export type Middleware = (
   req: HttpRequest,
   responseHeaders: [string, string][],
 ) => HttpResponse | undefined | Promise<HttpResponse | undefined>;
+
+/** Severity of a log record. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/**
+ * Receives the server's log records. Library code never prints; the CLI
+ * supplies a logger that does.
+ */
+export type Logger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+
+/**
+ * Why a socket ended: `"response-sent"` (answered, then closed as the request
+ * asked or as HTTP/1.0 implies), `"client-closed"` (the peer closed or reset it
+ * before or between requests), `"bad-request"` (a malformed or over-limit
+ * request was answered 4xx/5xx), `"header-timeout"` (no whole request within
+ * `headerTimeout`: 408), `"idle-timeout"` (an idle keep-alive socket),
+ * `"pending-heads-full"` (made room for a newer socket under `maxPendingHeads`:
+ * 503), `"too-many-connections"` (refused under `maxConnections`: 503),
+ * `"write-error"` (a response could not be written), `"stream"` (a handler
+ * adopted it: in Sluice, an event stream; counted when the adopter closes it), `"shutdown"` (the server stopped), `"error"` (an unexpected
+ * failure, logged at level `error`).
+ */
+export type ConnectionCloseReason =
+  | "response-sent"
+  | "client-closed"
+  | "bad-request"
+  | "header-timeout"
+  | "idle-timeout"
+  | "pending-heads-full"
+  | "too-many-connections"
+  | "write-error"
+  | "stream"
+  | "shutdown"
+  | "error";

@@ -1,8 +1,8 @@
 /**
  * The hub: what `main.ts` runs. Channels at `/events/<channel>`: `GET`
- * subscribes, `POST` publishes (the publish API, `server/publish_api.ts`).
+ * subscribes, `POST` publishes (the publish API, `publish_api.ts`).
  * `GET /events?channel=a&channel=b` subscribes one stream to several channels
- * (`server/hub_channels.ts`). Without publisher tokens, publishing is
+ * (`channels.ts`). Without publisher tokens, publishing is
  * accepted only from loopback. Optional subscriber auth and CORS;
  * `GET /metrics` (Prometheus) and `GET /status` (JSON).
  *
@@ -13,17 +13,16 @@ import type { EventFields } from "../../queue/encode_event.ts";
 import { DuplicateEventIdError } from "../../queue/history.ts";
 import { cors, type CorsOptions } from "../middleware/cors.ts";
 import { DemoSensors, type DemoSensorsOptions, sensorStateJson } from "./demo_sensors.ts";
-import { CHANNEL_NAME_RE, type EventSource, PublishRejectedError } from "../stream/event_source.ts";
+import { type EventSource, PublishRejectedError } from "../stream/event_source.ts";
+import { checkChannelName } from "../stream/channel_name.ts";
 import { countAuthFailures, publisherAuth } from "./hub_auth.ts";
-import { channelsFromQuery, DEFAULT_MAX_CHANNELS, multiChannelEventName } from "./channels.ts";
+import { channelsFromQuery, DEFAULT_MAX_CHANNELS } from "./channels.ts";
 import { prometheusText, statusObject } from "../metrics.ts";
 import { DEFAULT_PUBLISH_API_OPTIONS, parsePublishRequest } from "./publish_api.ts";
 import { serve, type SluiceServer } from "../server.ts";
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from "../server_options.ts";
 import { loadStaticAssets, type StaticAsset } from "./static_assets.ts";
 import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
-
-export { isLoopback } from "./hub_auth.ts";
 
 /** Options of {@linkcode startHub}: the server's, plus the hub's own. */
 export interface HubOptions extends ServerOptions {
@@ -66,10 +65,11 @@ export interface HubOptions extends ServerOptions {
 export interface Hub extends AsyncDisposable {
   /** The server. */
   readonly server: SluiceServer;
-  /** The event source behind `/events/:channel`. */
+  /**
+   * The event source behind `/events/:channel` and `GET
+   * /events?channel=a&channel=b` (one source: each event is recorded once).
+   */
   readonly events: EventSource;
-  /** The event source behind `GET /events?channel=a&channel=b`. */
-  readonly multi: EventSource;
   /**
    * Publishes to a channel, to its single- and multi-channel streams alike
    * (what `POST /events/<channel>` does).
@@ -138,6 +138,8 @@ export function startHub(options: HubOptions = {}): Hub {
   const publishGuard = counted(
     publisherAuth({ tokens: options.publishTokens, origins: options.cors?.origins }),
   );
+  const historyOn = options.historyStore !== undefined ||
+    (options.history ?? DEFAULT_SERVER_OPTIONS.history) > 0;
   // Built (and its options checked) before the server starts listening.
   let demoId = 0;
   const demo = options.demo
@@ -156,44 +158,24 @@ export function startHub(options: HubOptions = {}): Hub {
       Math.max(DEFAULT_SERVER_OPTIONS.maxBodyBytes, maxEventBytes),
   });
   if (corsMiddleware) server.use(corsMiddleware);
-  const events = server.eventSource("/events/:channel", { middleware: auth });
-  const multi = server.eventSource("/events", {
+  // One source at both paths: a channel's events are encoded, recorded and
+  // queued once, and multi-channel streams read the same records, tagged.
+  const events = server.eventSource(["/events/:channel", "/events"], {
     middleware: auth,
-    channels: (req) => channelsFromQuery(req.query, maxChannels),
+    channels: (req) =>
+      req.params.channel === undefined
+        ? { channels: channelsFromQuery(req.query, maxChannels), tagged: true }
+        : { channels: [checkChannelName(req.params.channel)] },
   });
 
-  /**
-   * Sends to the channel's single-channel streams, then one second encoding
-   * whose event type names the channel, for the multi-channel streams (with
-   * history off, only when one of them listens). Each encoding is shared by
-   * all streams of its kind. Each source keeps its own history; the copy
-   * carries the publisher's id (the POST API also gives it the id assigned
-   * to the first encoding), else the multi-channel history numbers it.
-   */
-  const publish = (channel: string, data: string, fields: EventFields = {}): boolean => {
-    if (!events.send(data, { ...fields, channel })) return false;
-    copyToMulti(channel, data, fields);
-    return true;
-  };
-  // With history on, the multi-channel copy is always sent, so that the
-  // multi-channel streams' own history (replayed on reconnect) has every event.
-  const historyOn = options.historyStore !== undefined ||
-    (options.history ?? DEFAULT_SERVER_OPTIONS.history) > 0;
-  const copyToMulti = (channel: string, data: string, fields: EventFields): void => {
-    if (!historyOn && multi.sessionsOf(channel) === undefined) return;
-    const copy = { ...fields, channel, event: multiChannelEventName(channel, fields.event) };
-    // Full at this very moment (rare: the queue drains every microtask): wait for room.
-    if (!multi.send(data, copy)) multi.sendAsync(data, copy).catch(() => {});
-  };
+  const publish = (channel: string, data: string, fields: EventFields = {}): boolean =>
+    events.send(data, { ...fields, channel });
 
   // The publish API: publisher auth (401/403) runs first, then the body
   // checks of parsePublishRequest (413, 415, 400 as HttpError).
   // 202 means recorded (on disk with --history-file) and queued; the body has the event's id.
   server.route("POST", "/events/:channel", async (req: HttpRequest) => {
-    const channel = req.params.channel;
-    if (!CHANNEL_NAME_RE.test(channel)) {
-      return plain(400, "Bad Request: channel names are [A-Za-z0-9._~-]{1,128}");
-    }
+    const channel = checkChannelName(req.params.channel);
     const { data, ...fields } = parsePublishRequest(req, { maxEventBytes });
     let id: string | undefined;
     try {
@@ -207,7 +189,6 @@ export function startHub(options: HubOptions = {}): Hub {
       }
       throw err;
     }
-    copyToMulti(channel, data, { ...fields, id });
     return {
       status: 202,
       headers: JSON_HEADERS,
@@ -265,7 +246,6 @@ export function startHub(options: HubOptions = {}): Hub {
   return {
     server,
     events,
-    multi,
     publish,
     get authFailures() {
       return authFailures;

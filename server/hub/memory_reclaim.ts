@@ -19,7 +19,8 @@
  */
 
 import { getHeapSpaceStatistics } from "node:v8";
-import { type Logger, positiveInt, type ServerStats } from "../server_options.ts";
+import { type Logger, positiveInt } from "../server_options.ts";
+import type { ServerStats } from "../server_stats.ts";
 
 /** Options of {@linkcode startMemoryReclaim}. */
 export interface MemoryReclaimOptions {

@@ -7,10 +7,13 @@
  */
 
 import { encodeEvent, type EventFields } from "../../queue/encode_event.ts";
+import { Client } from "./client.ts";
 import type { CloseReason, Session } from "../../sessions/session.ts";
 import { composeMiddleware } from "../http/compose_middleware.ts";
-import { HttpError } from "../http/http_error.ts";
+import { checkChannelName } from "./channel_name.ts";
 import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
+
+export { Client };
 
 /** Options of {@linkcode EventSource.send}. */
 export interface SendOptions extends EventFields {
@@ -79,19 +82,31 @@ export class PublishRejectedError extends Error {
 /** The channel of a source that has no channel parameter. */
 export const DEFAULT_CHANNEL = "default";
 
-/** Channel names the hub accepts: `[A-Za-z0-9._~-]{1,128}`. */
-export const CHANNEL_NAME_RE: RegExp = /^[A-Za-z0-9._~-]{1,128}$/;
+/**
+ * The channels a stream follows, as picked by {@linkcode EventSourceOptions.channels}.
+ * A `tagged` stream sees each event's channel in its event type
+ * (`<channel>` or `<channel>:<name>`, see `multiChannelEventName`): what a
+ * client that follows several channels on one connection needs.
+ */
+export interface ChannelSelection {
+  /** The channel names. */
+  readonly channels: string[];
+  /** Tag each event with its channel. @default {false} */
+  readonly tagged?: boolean;
+}
 
 /** Options of an event source. */
 export interface EventSourceOptions {
   /** Reconnection delay sent as `retry:` first on each stream, in ms. */
   retry?: number;
   /**
-   * Picks the channels a request subscribes to. Default: the `:channel` route
-   * parameter when the path has one (checked against {@linkcode CHANNEL_NAME_RE}),
-   * else {@linkcode DEFAULT_CHANNEL}. Throw an `HttpError` to refuse.
+   * Picks the channels a request subscribes to: a list, or a
+   * {@linkcode ChannelSelection} to tag events with their channel. Default:
+   * the `:channel` route parameter when the path has one (checked against
+   * `checkChannelName`), else {@linkcode DEFAULT_CHANNEL}. Throw an
+   * `HttpError` to refuse.
    */
-  channels?: (req: HttpRequest) => string[];
+  channels?: (req: HttpRequest) => string[] | ChannelSelection;
   /** Middleware run before a stream is accepted (auth, CORS...). */
   middleware?: Middleware[];
 }
@@ -121,83 +136,8 @@ export interface SourceHost {
     fields: EventFields,
     timeoutMs: number,
   ): Promise<string | undefined>;
-  /** Unregisters the source. */
+  /** Unregisters the source (every path it is served at). */
   detach(source: EventSource): void;
-}
-
-const clients = new WeakMap<Session, Client>();
-
-/**
- * One subscriber of an event source, as given to `onConnect` / `onDisconnect`.
- * The same object is returned for a session every time.
- */
-export class Client {
-  readonly #session: Session;
-  /** @internal */
-  constructor(session: Session) {
-    this.#session = session;
-  }
-
-  /**
-   * The client object of a session.
-   *
-   * @param session The session.
-   * @returns Its client (created once).
-   */
-  static of(session: Session): Client {
-    let c = clients.get(session);
-    if (c === undefined) {
-      c = new Client(session);
-      clients.set(session, c);
-    }
-    return c;
-  }
-
-  /** Session id. */
-  get id(): number {
-    return this.#session.id;
-  }
-  /** The id the client reported with `Last-Event-ID` (or `?lastEventId=`), if any. */
-  get lastId(): string | undefined {
-    return this.#session.lastEventId;
-  }
-  /** Peer address as `host:port`. */
-  get remoteAddr(): string {
-    return this.#session.remoteAddr;
-  }
-  /** Channels the client receives. */
-  get channels(): readonly string[] {
-    return this.#session.channels;
-  }
-  /** Whether the stream has ended. */
-  get closed(): boolean {
-    return this.#session.closed;
-  }
-  /** The underlying session (counters, context slot). */
-  get session(): Session {
-    return this.#session;
-  }
-
-  /**
-   * Sends an event to this client alone, bypassing the queue.
-   *
-   * @param data Event data.
-   * @param fields Event type, id, retry.
-   * @returns `false` when the client is gone or over its budget.
-   * @throws {InvalidEventError} When a field is invalid.
-   */
-  send(data: string, fields: EventFields = {}): boolean {
-    return this.#session.write(encodeEvent(data, fields));
-  }
-
-  /**
-   * Ends this client's stream.
-   *
-   * @param reason Close reason for the free callback and logs.
-   */
-  close(reason: CloseReason = "closed"): void {
-    this.#session.close(reason);
-  }
 }
 
 /**
@@ -213,13 +153,18 @@ export class Client {
  * ```
  */
 export class EventSource {
-  /** The route pattern. */
+  /** The route pattern (the first, when the source is served at several). */
   readonly path: string;
   /** The `retry:` sent first on each stream, if any. */
   readonly retry: number | undefined;
   readonly #host: SourceHost;
-  readonly #channelsOf: ((req: HttpRequest) => string[]) | undefined;
+  readonly #channelsOf: ((req: HttpRequest) => string[] | ChannelSelection) | undefined;
+  /** Plain streams by channel. */
   readonly #channels = new Map<string, Map<number, Session>>();
+  /** Tagged streams by channel. */
+  readonly #tagged = new Map<string, Map<number, Session>>();
+  /** Ids of the tagged sessions. */
+  readonly #taggedIds = new Set<number>();
   #middleware: Middleware[];
   #guard: Middleware | undefined;
   #onConnect: ((client: Client) => void)[] = [];
@@ -351,11 +296,13 @@ export class EventSource {
    */
   *clients(): IterableIterator<Client> {
     const seen = new Set<number>();
-    for (const sessions of this.#channels.values()) {
-      for (const s of sessions.values()) {
-        if (!seen.has(s.id)) {
-          seen.add(s.id);
-          yield Client.of(s);
+    for (const map of [this.#channels, this.#tagged]) {
+      for (const sessions of map.values()) {
+        for (const s of sessions.values()) {
+          if (!seen.has(s.id)) {
+            seen.add(s.id);
+            yield Client.of(s);
+          }
         }
       }
     }
@@ -367,7 +314,7 @@ export class EventSource {
    * @returns The names.
    */
   channelNames(): string[] {
-    return [...this.#channels.keys()];
+    return [...new Set([...this.#channels.keys(), ...this.#tagged.keys()])];
   }
 
   /** Closes every stream of this source and removes its route. Idempotent. */
@@ -391,9 +338,19 @@ export class EventSource {
     return this.#multiChannel > 0;
   }
 
-  /** @internal Sessions of a channel, for the fan-out. */
+  /** @internal Plain sessions of a channel, for the fan-out. */
   sessionsOf(channel: string): ReadonlyMap<number, Session> | undefined {
     return this.#channels.get(channel);
+  }
+
+  /** @internal Tagged sessions of a channel, for the fan-out. */
+  taggedSessionsOf(channel: string): ReadonlyMap<number, Session> | undefined {
+    return this.#tagged.get(channel);
+  }
+
+  /** @internal Whether a session gets events tagged with their channel. */
+  isTagged(session: Session): boolean {
+    return this.#taggedIds.has(session.id);
   }
 
   /** @internal Runs the source's middleware. */
@@ -405,23 +362,23 @@ export class EventSource {
   }
 
   /** @internal The channels a request subscribes to. */
-  channelsFor(req: HttpRequest): string[] {
-    if (this.#channelsOf) return this.#channelsOf(req);
-    const ch = req.params.channel;
-    if (ch === undefined) return [DEFAULT_CHANNEL];
-    if (!CHANNEL_NAME_RE.test(ch)) {
-      throw new HttpError(400, "Bad Request: channel names are [A-Za-z0-9._~-]{1,128}", {
-        close: false,
-      });
+  channelsFor(req: HttpRequest): ChannelSelection {
+    if (this.#channelsOf) {
+      const picked = this.#channelsOf(req);
+      return Array.isArray(picked) ? { channels: picked } : picked;
     }
-    return [ch];
+    const ch = req.params.channel;
+    if (ch === undefined) return { channels: [DEFAULT_CHANNEL] };
+    return { channels: [checkChannelName(ch)] };
   }
 
-  /** @internal Adds a session that the server has opened. */
-  attach(session: Session): void {
+  /** @internal Adds a session that the server has opened (`tagged`: see {@linkcode ChannelSelection}). */
+  attach(session: Session, tagged = false): void {
+    const map = tagged ? this.#tagged : this.#channels;
+    if (tagged) this.#taggedIds.add(session.id);
     for (const ch of session.channels) {
-      let m = this.#channels.get(ch);
-      if (m === undefined) this.#channels.set(ch, m = new Map());
+      let m = map.get(ch);
+      if (m === undefined) map.set(ch, m = new Map());
       m.set(session.id, session);
     }
     this.#count++;
@@ -433,11 +390,12 @@ export class EventSource {
   /** @internal Removes a session that has ended. */
   detachSession(session: Session, reason: CloseReason): void {
     let found = false;
+    const map = this.#taggedIds.delete(session.id) ? this.#tagged : this.#channels;
     for (const ch of session.channels) {
-      const m = this.#channels.get(ch);
+      const m = map.get(ch);
       if (m?.delete(session.id)) {
         found = true;
-        if (m.size === 0) this.#channels.delete(ch);
+        if (m.size === 0) map.delete(ch);
       }
     }
     if (!found) return;

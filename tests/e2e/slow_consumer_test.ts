@@ -97,7 +97,7 @@ Deno.test("a stalled reader stays within its budget, is closed as slow-consumer,
   await Promise.all(readers);
 });
 
-Deno.test("a write stuck longer than writeTimeout closes the stream as slow-consumer", async () => {
+Deno.test("a write stuck longer than writeTimeout closes the stream as write-timeout", async () => {
   await using server = testServer({ writeTimeout: 100, queueSize: 4096 });
   const events = server.eventSource("/events");
   const { clients, reasons } = track(events);
@@ -116,7 +116,7 @@ Deno.test("a write stuck longer than writeTimeout closes the stream as slow-cons
     })(),
     "deadline close",
   );
-  assert.equal(await within(reasons.get(clients[0].id)!.promise, "freed"), "slow-consumer");
+  assert.equal(await within(reasons.get(clients[0].id)!.promise, "freed"), "write-timeout");
   assert.ok(server.stats.writeTimeouts >= 1);
   assert.ok(clients[0].session.droppedTotal === 0);
   stalled.close();

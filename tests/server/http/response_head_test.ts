@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import {
   encodeResponse,
-  encodeStreamHead,
   headerPairs,
   InvalidHeaderError,
   STATUS_TEXT,
@@ -84,16 +83,4 @@ Deno.test("headerPairs refuses header names that are not tokens", () => {
       JSON.stringify(name),
     );
   }
-});
-
-Deno.test("encodeStreamHead is the exact SSE head, shared when there are no extras", () => {
-  const head = text(encodeStreamHead());
-  assert.equal(
-    head,
-    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
-      "Connection: keep-alive\r\nX-Accel-Buffering: no\r\n\r\n",
-  );
-  assert.equal(encodeStreamHead(), encodeStreamHead());
-  const withCors = text(encodeStreamHead([["Access-Control-Allow-Origin", "*"]]));
-  assert.ok(withCors.endsWith("X-Accel-Buffering: no\r\nAccess-Control-Allow-Origin: *\r\n\r\n"));
 });

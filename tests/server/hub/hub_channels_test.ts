@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { channelsFromQuery, multiChannelEventName } from "../../../server/hub/channels.ts";
+import { channelsFromQuery } from "../../../server/hub/channels.ts";
 import { HttpError } from "../../../server/http/http_error.ts";
 
 function status(query: string, max = 32): number {
@@ -27,10 +27,4 @@ Deno.test("channelsFromQuery answers 400 for no channel, a bad name, or too many
   assert.equal(status("channel=" + "x".repeat(129)), 400);
   assert.equal(status("channel=a&channel=b&channel=c", 2), 400);
   assert.equal(status("channel=a&channel=b&channel=a", 2), 200);
-});
-
-Deno.test("multiChannelEventName names the channel, then the event after a colon", () => {
-  assert.equal(multiChannelEventName("news", undefined), "news");
-  assert.equal(multiChannelEventName("news", ""), "news");
-  assert.equal(multiChannelEventName("news", "greeting"), "news:greeting");
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { startMemoryReclaim } from "../../../server/hub/memory_reclaim.ts";
-import type { ServerStats } from "../../../server/server_options.ts";
+import type { ServerStats } from "../../../server/server_stats.ts";
 import { until } from "../../e2e/_replay_util.ts";
 
 /** Just the counters the reclaimer reads. */

@@ -1,0 +1,459 @@
+/**
+ * The HTTP/1.1 connection loop: accept (plain TCP or TLS), the
+ * `maxConnections` cap, request heads and bodies read with limits and
+ * deadlines, the slowloris cap, error answers, keep-alive and linger close.
+ * It knows nothing of event streams: it hands each request to a
+ * {@linkcode RequestHandler} and gets back a response, bytes to write, or
+ * "this socket is now adopted" (the stream layer then owns it).
+ *
+ * @module
+ */
+
+import { HttpError } from "./http_error.ts";
+import { parseRequestHead, type RequestHead, type RequestLimits } from "./request_parser.ts";
+import { encodeResponse, headerPairs } from "./response_head.ts";
+import { type PendingHead, PendingHeads } from "./pending_heads.ts";
+import {
+  closeQuietly,
+  concat,
+  isDisconnect,
+  LINGER_AFTER,
+  lingerClose,
+  peerString,
+  writeAll,
+} from "./conn_io.ts";
+import { RequestReads } from "./_request_reads.ts";
+import type { ConnectionCloseReason, HttpRequest, Logger, PeerAddr } from "./types.ts";
+import type { RequestHandler, RequestResult } from "./request_result.ts";
+import { ConnectionCounters, type HttpServerStats } from "./connection_counters.ts";
+
+export type { HttpServerStats } from "./connection_counters.ts";
+export type { RequestHandler, RequestResult } from "./request_result.ts";
+
+/** The limits and timeouts of the connection loop (all resolved, see `ServerOptions`). */
+export interface HttpServerLimits extends RequestLimits {
+  /** TCP port; `0` picks a free one. */
+  readonly port: number;
+  /** Address to listen on. */
+  readonly hostname: string;
+  /** Most sockets at once, adopted ones included. */
+  readonly maxConnections: number;
+  /** Milliseconds to receive a whole request head (and body) before 408. */
+  readonly headerTimeout: number;
+  /** Most sockets at once still receiving a request (the slowloris cap). */
+  readonly maxPendingHeads: number;
+  /** Milliseconds an idle keep-alive socket stays open. */
+  readonly idleTimeout: number;
+  /** Seconds in `Retry-After` of a 503. */
+  readonly retryAfter: number;
+  /** Reason phrase of the 503 sent when full. */
+  readonly busyStatusText: string;
+}
+
+/** Options of {@linkcode HttpServer}. */
+export interface HttpServerOptions {
+  /** Limits and timeouts. */
+  readonly limits: HttpServerLimits;
+  /** PEM certificate chain and key: listen with TLS. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Answers every request. */
+  readonly handler: RequestHandler;
+  /** Where the loop logs (never throws). */
+  readonly log: Logger;
+  /** Sockets adopted by handlers and still open: they count against `maxConnections`. */
+  readonly adoptedSockets: () => number;
+}
+
+/**
+ * The connection loop of one listener. Start it with {@linkcode HttpServer.start};
+ * stop it with {@linkcode HttpServer.stopAccepting}, then
+ * {@linkcode HttpServer.closeAll} and {@linkcode HttpServer.settled}.
+ *
+ * @example
+ * ```ts
+ * import { HttpServer } from "./http_server.ts";
+ * import { DEFAULT_REQUEST_LIMITS } from "./request_parser.ts";
+ * const http = new HttpServer({
+ *   limits: {
+ *     ...DEFAULT_REQUEST_LIMITS,
+ *     port: 0,
+ *     hostname: "127.0.0.1",
+ *     maxConnections: 64,
+ *     headerTimeout: 10_000,
+ *     maxPendingHeads: 32,
+ *     idleTimeout: 30_000,
+ *     retryAfter: 5,
+ *     busyStatusText: "Service Unavailable",
+ *   },
+ *   handler: () => ({ kind: "response", response: { status: 204 }, headers: [], close: false }),
+ *   log: () => {},
+ *   adoptedSockets: () => 0,
+ * });
+ * http.start();
+ * http.stopAccepting();
+ * http.closeAll();
+ * await http.settled();
+ * ```
+ */
+export class HttpServer {
+  /** The address the server listens on. */
+  readonly addr: Deno.NetAddr;
+  /** Whether connections are TLS. */
+  readonly secure: boolean;
+  readonly #limits: HttpServerLimits;
+  readonly #handler: RequestHandler;
+  readonly #log: Logger;
+  readonly #adopted: () => number;
+  readonly #listener: Deno.Listener;
+  readonly #reads: RequestReads;
+  /** The slowloris cap: sockets still receiving a request. */
+  readonly #pending: PendingHeads<Deno.Conn>;
+  readonly #conns = new Set<Deno.Conn>();
+  readonly #handlers = new Set<Promise<void>>();
+  #acceptLoop: Promise<void> = Promise.resolve();
+  #running = true;
+  readonly #counters: ConnectionCounters;
+
+  /**
+   * Listens at once (so `addr` is known); accepting starts with {@linkcode start}.
+   *
+   * @param options Limits, TLS, the handler and the logger.
+   */
+  constructor(options: HttpServerOptions) {
+    this.#limits = options.limits;
+    this.#handler = options.handler;
+    this.#log = options.log;
+    this.#adopted = options.adoptedSockets;
+    this.#counters = new ConnectionCounters(options.log, () => this.#running);
+    this.#pending = new PendingHeads(
+      this.#limits.maxPendingHeads,
+      Math.min(1_000, this.#limits.headerTimeout / 4),
+    );
+    this.secure = options.tls !== undefined;
+    const { port, hostname } = this.#limits;
+    this.#listener = options.tls
+      ? Deno.listenTls({ port, hostname, cert: options.tls.cert, key: options.tls.key })
+      : Deno.listen({ port, hostname });
+    this.addr = this.#listener.addr as Deno.NetAddr;
+    this.#reads = new RequestReads(this.#limits);
+  }
+
+  /** Starts the read deadline sweep and the accept loop. */
+  start(): void {
+    this.#reads.start();
+    this.#acceptLoop = this.#accept();
+  }
+
+  /** Whether the server still accepts and keeps connections alive. */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Counters since start. */
+  get stats(): HttpServerStats {
+    return this.#counters.snapshot(this.#conns.size + this.#adopted(), this.#pending.counted);
+  }
+
+  /**
+   * Counts an error answer by status (the stream layer counts its own refusals here).
+   *
+   * @param status The HTTP status sent.
+   */
+  countError(status: number): void {
+    this.#counters.countError(status);
+  }
+
+  /**
+   * Counts and logs the end of a socket (the stream layer reports adopted
+   * sockets here when it closes them).
+   *
+   * @param peer The peer as `host:port`.
+   * @param reason Why the socket ended.
+   * @param error The error, for `"error"` and `"write-error"`.
+   */
+  connectionEnded(peer: string, reason: ConnectionCloseReason, error?: string): void {
+    this.#counters.ended(peer, reason, error);
+  }
+
+  /** Stops accepting: closes the listener and the deadline sweep. Idempotent. */
+  stopAccepting(): void {
+    this.#running = false;
+    this.#reads.stop();
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** Closes every socket the loop still holds (not the adopted ones). */
+  closeAll(): void {
+    for (const c of this.#conns) closeQuietly(c);
+  }
+
+  /** Resolves when the accept loop and every connection handler have ended. */
+  async settled(): Promise<void> {
+    await this.#acceptLoop;
+    await Promise.allSettled([...this.#handlers]);
+  }
+
+  /** The 503 head sent when the server is full, with `Retry-After`. */
+  busyResponse(extra: readonly [string, string][] = []): Uint8Array {
+    return encodeResponse(503, [...extra, ["Retry-After", String(this.#limits.retryAfter)]], "", {
+      close: true,
+      statusText: this.#limits.busyStatusText,
+    });
+  }
+
+  async #accept(): Promise<void> {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (!this.#running || err instanceof Deno.errors.BadResource) return;
+        this.#log("error", "accept failed", { error: String(err) });
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      this.#counters.accepted++;
+      if (this.#conns.size + this.#adopted() >= this.#limits.maxConnections) {
+        this.#refuse(conn);
+        continue;
+      }
+      if (!this.secure) {
+        try {
+          (conn as Deno.TcpConn).setNoDelay(true);
+          // TCP keep-alive probes find a peer that vanished from an idle socket (ETIMEDOUT).
+          (conn as Deno.TcpConn).setKeepAlive(true);
+        } catch {
+          // Not a TCP socket (or already gone): nothing to tune.
+        }
+      }
+      this.#conns.add(conn);
+      const p = this.#serveConn(conn).finally(() => {
+        this.#conns.delete(conn);
+        this.#handlers.delete(p);
+      });
+      this.#handlers.add(p);
+    }
+  }
+
+  #refuse(conn: Deno.Conn): void {
+    this.#counters.refused();
+    this.#log("warn", "connection refused: too many connections", {
+      peer: peerString(conn.remoteAddr as Deno.NetAddr),
+      limit: this.#limits.maxConnections,
+      reason: "too-many-connections",
+    });
+    conn.write(this.busyResponse()).catch(() => {}).finally(() => closeQuietly(conn));
+  }
+
+  /**
+   * Serves one connection until it closes or a handler adopts it; never
+   * rejects. Every socket the loop keeps ends with one reason, counted and logged.
+   */
+  async #serveConn(conn: Deno.Conn): Promise<void> {
+    const peer = conn.remoteAddr as Deno.NetAddr;
+    const pending: PendingHead = { since: 0, evicted: false, deadline: 0, wake: undefined };
+    let reason: ConnectionCloseReason;
+    let error: string | undefined;
+    let adoption: { adopt: (leftover: Uint8Array) => void; leftover: Uint8Array } | undefined;
+    // Read buffers are reused across sockets: a connect burst allocates none.
+    const chunk = this.#reads.takeBuffer();
+    try {
+      const outcome = await this.#readRequests(conn, peer, pending, chunk);
+      if (typeof outcome === "object") {
+        // The socket now belongs to its adopter (closed, counted and logged
+        // by it): this handler returns, so an idle stream holds no suspended frame.
+        adoption = outcome;
+        this.#conns.delete(conn);
+        return;
+      }
+      reason = outcome;
+      if (LINGER_AFTER.has(reason) && this.#running) await lingerClose(conn);
+    } catch (err) {
+      error = String(err);
+      // Reads report a vanished peer as EOF, so a disconnect error here came from a write.
+      reason = isDisconnect(err) ? "write-error" : "error";
+    } finally {
+      this.#reads.releaseBuffer(chunk);
+      this.#pending.leave(conn);
+      if (adoption === undefined) closeQuietly(conn);
+      else adoption.adopt(adoption.leftover);
+    }
+    this.connectionEnded(peerString(peer), reason, error);
+  }
+
+  /**
+   * Reads and answers requests on one socket; returns why the socket ends, or
+   * the adoption once a handler took it. `buf` may be a view of `chunk` (a
+   * request that came in one read is parsed in place); it is copied before
+   * the next read into `chunk`, and nothing returned aliases it.
+   */
+  async #readRequests(
+    conn: Deno.Conn,
+    peer: Deno.NetAddr,
+    pending: PendingHead,
+    chunk: Uint8Array,
+  ): Promise<
+    ConnectionCloseReason | { adopt: (leftover: Uint8Array) => void; leftover: Uint8Array }
+  > {
+    const limits = this.#limits;
+    const remoteAddr: PeerAddr = { hostname: peer.hostname, port: peer.port };
+    const local = conn.localAddr as Deno.NetAddr;
+    const localAddr: PeerAddr = { hostname: local.hostname, port: local.port };
+    let buf: Uint8Array = new Uint8Array(0);
+    let firstRequest = true;
+    for (;;) {
+      // Read until a head is complete: within the header timeout once the
+      // request has begun (the first one begins at accept), else the idle timeout.
+      let head: RequestHead | undefined;
+      let receiving = firstRequest || buf.length > 0;
+      let deadline = Date.now() + (receiving ? limits.headerTimeout : limits.idleTimeout);
+      if (receiving) this.#pending.enter(conn, pending);
+      for (;;) {
+        try {
+          head = parseRequestHead(buf, limits);
+        } catch (err) {
+          if (err instanceof HttpError) {
+            await this.#sendError(conn, err, peer);
+            return "bad-request";
+          }
+          throw err;
+        }
+        if (head !== undefined) break;
+        if (buf.length > 0) this.#pending.markSlow(conn);
+        if (buf.buffer === chunk.buffer) buf = buf.slice();
+        const n = await this.#reads.read(conn, chunk, deadline, pending);
+        if (n === "evicted") return await this.#sendEvicted(conn, peer);
+        if (n === "timeout") {
+          if (!receiving) return "idle-timeout";
+          await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
+          return "header-timeout";
+        }
+        if (n === null) return "client-closed";
+        if (!receiving) {
+          // The next request on a keep-alive socket has begun: the header timeout applies.
+          receiving = true;
+          deadline = Date.now() + limits.headerTimeout;
+          this.#pending.enter(conn, pending);
+        }
+        buf = buf.length === 0 ? chunk.subarray(0, n) : concat(buf, chunk.subarray(0, n));
+      }
+      firstRequest = false;
+      // Read the body.
+      const total = head.headBytes + head.contentLength;
+      while (buf.length < total) {
+        this.#pending.markSlow(conn);
+        if (buf.buffer === chunk.buffer) buf = buf.slice();
+        const n = await this.#reads.read(conn, chunk, deadline, pending);
+        if (n === "evicted") return await this.#sendEvicted(conn, peer);
+        if (n === "timeout") {
+          await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
+          return "header-timeout";
+        }
+        if (n === null) return "client-closed";
+        buf = concat(buf, chunk.subarray(0, n));
+      }
+      this.#pending.leave(conn);
+      const req: HttpRequest = {
+        method: head.method,
+        target: head.target,
+        path: head.path,
+        query: head.query,
+        version: head.version,
+        headers: head.headers,
+        body: buf.slice(head.headBytes, total),
+        params: {},
+        remoteAddr,
+        localAddr,
+        secure: this.secure,
+      };
+      buf = buf.slice(total);
+      this.#counters.requests++;
+      const keepAlive = head.keepAlive && this.#running;
+      const handled = this.#handler(req, conn, keepAlive);
+      const result = handled instanceof Promise ? await handled : handled;
+      if (result.kind === "adopted") {
+        // What the client sent past this request: never a view of the pooled read buffer.
+        const leftover = buf.buffer === chunk.buffer ? buf.slice() : buf;
+        return { adopt: result.adopt, leftover };
+      }
+      if (result.kind === "bytes") {
+        if (result.status >= 400) this.countError(result.status);
+        await writeAll(conn, result.bytes);
+        return "response-sent";
+      }
+      const close = this.#writeResponse(conn, req, result, keepAlive);
+      await close.written;
+      if (close.close) return "response-sent";
+      if (!this.#running) return "shutdown";
+    }
+  }
+
+  /** Encodes a handler's response (a 500 when it cannot be encoded) and starts writing it. */
+  #writeResponse(
+    conn: Deno.Conn,
+    req: HttpRequest,
+    result: Extract<RequestResult, { kind: "response" }>,
+    keepAlive: boolean,
+  ): { written: Promise<void>; close: boolean } {
+    const res = result.response;
+    let close = result.close || !keepAlive;
+    if (res.status >= 400) {
+      this.countError(res.status);
+      this.#log("info", "request answered with error", {
+        peer: peerString(conn.remoteAddr as Deno.NetAddr),
+        method: req.method,
+        path: req.path,
+        status: res.status,
+      });
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeResponse(
+        res.status,
+        [...result.headers, ...headerPairs(res.headers)],
+        res.body,
+        {
+          close,
+          headOnly: req.method === "HEAD",
+        },
+      );
+    } catch (err) {
+      this.#log("error", "invalid response", { path: req.path, error: String(err) });
+      bytes = encodeResponse(500, [], "Internal Server Error\n", { close: true });
+      close = true;
+    }
+    return { written: writeAll(conn, bytes), close };
+  }
+
+  /** Answers 503 to a socket evicted under `maxPendingHeads`. */
+  async #sendEvicted(conn: Deno.Conn, peer: Deno.NetAddr): Promise<"pending-heads-full"> {
+    this.countError(503);
+    this.#log("info", "connection evicted: too many pending request heads", {
+      peer: peerString(peer),
+      limit: this.#limits.maxPendingHeads,
+      reason: "pending-heads-full",
+    });
+    await writeAll(conn, this.busyResponse()).catch(() => {});
+    return "pending-heads-full";
+  }
+
+  async #sendError(conn: Deno.Conn, err: HttpError, peer: Deno.NetAddr): Promise<void> {
+    this.countError(err.status);
+    this.#log("info", "request rejected", {
+      peer: peerString(peer),
+      status: err.status,
+      reason: err.message,
+    });
+    const bytes = encodeResponse(
+      err.status,
+      [["Content-Type", "text/plain; charset=utf-8"], ...err.headers],
+      err.message + "\n",
+      { close: err.close },
+    );
+    await writeAll(conn, bytes).catch(() => {});
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * Opening an event stream: the source's middleware, its channels, `HEAD`,
+ * a slot in the session table (or the busy policy when it is full), the
+ * stream head, the replay of what a reconnecting client missed, then the
+ * session joins its source's fan-out.
+ *
+ * @module
+ */
+
+import { encodeRetry } from "../../queue/encode_event.ts";
+import { type HistoryReplay, isPromiseLike } from "../../queue/history.ts";
+import type { Session } from "../../sessions/session.ts";
+import type { SessionTable } from "../../sessions/session_table.ts";
+import { concat, concatAll, peerString } from "../http/conn_io.ts";
+import type { RequestResult } from "../http/request_result.ts";
+import { encodeResponse, headerPairs } from "../http/response_head.ts";
+import { encodeStreamHead } from "./stream_head.ts";
+import type { HttpRequest, Logger } from "../http/types.ts";
+import { appendReplayBlock } from "./_replay_block.ts";
+import { tagEvent } from "./channel_tag.ts";
+import { type Delivery, historyKey, type PendingReplay, type QueuedEvent } from "./delivery.ts";
+import type { EventSource } from "./event_source.ts";
+import type { StreamCounters } from "./stream_counters.ts";
+
+/** `base` spread uniformly over [base/2, 3·base/2), so clients do not come back at once. */
+export function jitter(base: number): number {
+  return Math.round(base * (0.5 + Math.random()));
+}
+
+/** What {@linkcode StreamOpener} needs from the stream layer. */
+export interface StreamOpenerHost {
+  /** The session table. */
+  readonly sessions: SessionTable;
+  /** The delivery path (history, queue, held events). */
+  readonly delivery: Delivery;
+  /** The counters it adds to. */
+  readonly counters: StreamCounters;
+  /** The source of every open stream, by session id. */
+  readonly sourceOf: Map<number, EventSource>;
+  /** Where it logs. */
+  readonly log: Logger;
+  /** Whether new streams are accepted (the server is not stopping). */
+  readonly running: () => boolean;
+  /** Full table: `"503"`, or `"retry"` (200 with a jittered `retry:`, then close). */
+  readonly busy: "503" | "retry";
+  /** Seconds in `Retry-After` (and the base of the busy `retry:`). */
+  readonly retryAfter: number;
+  /** The 503 head with `Retry-After`. */
+  readonly busyResponse: (extra: readonly [string, string][]) => Uint8Array;
+  /** The server-wide `retry:` sent first on each stream, if any. */
+  readonly retry: number | undefined;
+  /** Called with every opened session whose socket must now be watched. */
+  readonly opened: (session: Session, conn: Deno.Conn, leftover: Uint8Array) => void;
+}
+
+/**
+ * Opens the streams of a server's event sources.
+ *
+ * @example
+ * ```ts
+ * import type { StreamOpener } from "./stream_opener.ts";
+ * // Built by the stream layer; each stream route calls:
+ * // opener.open(source, req, conn, headers)
+ * const _check = (o: StreamOpener) => o;
+ * ```
+ */
+export class StreamOpener {
+  readonly #host: StreamOpenerHost;
+
+  /**
+   * Creates the opener.
+   *
+   * @param host What it needs from the stream layer.
+   */
+  constructor(host: StreamOpenerHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Answers a stream request: refused (middleware, busy), `HEAD`, or a stream
+   * that adopts the socket.
+   *
+   * @param source The source the request was routed to.
+   * @param req The request.
+   * @param conn Its socket.
+   * @param extra Headers middleware added so far (e.g. CORS).
+   * @returns What the connection loop does next.
+   */
+  async open(
+    source: EventSource,
+    req: HttpRequest,
+    conn: Deno.Conn,
+    extra: [string, string][],
+  ): Promise<RequestResult> {
+    const host = this.#host;
+    const peer = peerString(conn.remoteAddr as Deno.NetAddr);
+    const guarded = source.guard(req, extra);
+    const res = isPromiseLike(guarded) ? await guarded : guarded;
+    if (res !== undefined) {
+      if (res.status >= 400) {
+        host.log("info", "stream refused", {
+          peer,
+          path: req.path,
+          status: res.status,
+          reason: res.status === 401 || res.status === 403 ? "auth-failed" : "rejected",
+        });
+      }
+      const bytes = encodeResponse(res.status, [...extra, ...headerPairs(res.headers)], res.body, {
+        close: true,
+      });
+      return { kind: "bytes", bytes, status: res.status };
+    }
+    const selection = source.channelsFor(req);
+    if (req.method === "HEAD") {
+      return { kind: "bytes", bytes: encodeStreamHead(extra, { close: true }), status: 200 };
+    }
+    const release = host.sessions.reserve();
+    if (release === undefined || !host.running()) {
+      release?.();
+      return this.#busy(req, peer, extra);
+    }
+    const header = req.headers.get("last-event-id") || req.query.get("lastEventId") || undefined;
+    const lastEventId = header === undefined ? undefined : header.slice(0, 256);
+    const session = host.sessions.open(conn, {
+      remoteAddr: peer,
+      channels: selection.channels,
+      lastEventId,
+    }, release);
+    host.sourceOf.set(session.id, source);
+    const retry = source.retry ?? host.retry;
+    const headBytes = encodeStreamHead(headerPairs(extra));
+    const head = retry === undefined ? headBytes : concat(headBytes, encodeRetry(retry));
+    host.log("info", "stream opened", {
+      session: session.id,
+      peer,
+      path: req.path,
+      channels: selection.channels.join(","),
+      lastEventId,
+    });
+    this.#start(session, source, head, lastEventId, selection.tagged === true);
+    return {
+      kind: "adopted",
+      adopt: (leftover) => {
+        if (!session.closed) host.opened(session, conn, leftover);
+      },
+    };
+  }
+
+  /** The answer to a stream that finds the table full (or the server stopping). */
+  #busy(req: HttpRequest, peer: string, extra: [string, string][]): RequestResult {
+    const host = this.#host;
+    const fields = { peer, path: req.path, capacity: host.sessions.capacity, reason: "rejected" };
+    if (host.busy === "retry") {
+      // Soft reject: a 200 stream that only says when to come back, so a
+      // browser's EventSource keeps retrying (any non-200 stops it for good).
+      host.counters.softRejected++;
+      host.log("warn", "stream soft-rejected: session table full", fields);
+      const retryMs = jitter(host.retryAfter * 1000);
+      const head = encodeStreamHead(headerPairs(extra), { close: true });
+      return { kind: "bytes", bytes: concat(head, encodeRetry(retryMs)), status: 200 };
+    }
+    host.log("warn", "stream rejected: session table full", fields);
+    return { kind: "bytes", bytes: host.busyResponse(extra), status: 503 };
+  }
+
+  /**
+   * Writes the stream head and, for a client that sent `Last-Event-ID`, the
+   * events it missed; then attaches the session to its source.
+   *
+   * With a synchronous store this is one step with no `await`: queued events
+   * are drained first (they are already in history), the replay is read and
+   * written together with the head as one block, and the session joins the
+   * fan-out before any other code runs, so no live event can fall between
+   * the replay and the live stream, nor appear in both. With an asynchronous
+   * store, live events of the session's channels are held until the replay
+   * is written, and those the replay already has are skipped.
+   */
+  #start(
+    session: Session,
+    source: EventSource,
+    head: Uint8Array,
+    lastId: string | undefined,
+    tagged: boolean,
+  ): void {
+    const { delivery, log } = this.#host;
+    // What was published before this stream opened is not for it: fan it
+    // out to the streams already open first.
+    delivery.drain();
+    const store = delivery.history;
+    if (store === undefined) {
+      session.write(head);
+      this.#attach(session, source, tagged);
+      return;
+    }
+    let answer: HistoryReplay | Promise<HistoryReplay>;
+    try {
+      answer = store.since(session.channels.map((c) => historyKey(source, c)), lastId);
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    if (!isPromiseLike(answer) && !delivery.appending) {
+      this.#writeReplay(session, source, head, lastId, answer, [], tagged);
+      this.#attach(session, source, tagged);
+      return;
+    }
+    const pending: PendingReplay = { source, channels: new Set(session.channels), held: [] };
+    delivery.replaying.set(session.id, pending);
+    Promise.resolve(answer).catch((err) => {
+      log("error", "history read failed", { session: session.id, error: String(err) });
+      const unknown: HistoryReplay = {
+        events: [],
+        gap: lastId !== undefined,
+        earliest: null,
+        latest: null,
+      };
+      return unknown;
+    }).then(async (replay) => {
+      // Appends still pending may be in the replay as well: hold their
+      // events too (they are skipped by id) before going live.
+      if (delivery.appending) {
+        await delivery.appended();
+        delivery.drain();
+      }
+      if (delivery.replaying.get(session.id) !== pending) return; // Closed meanwhile.
+      delivery.replaying.delete(session.id);
+      this.#writeReplay(session, source, head, lastId, replay, pending.held, tagged);
+      this.#attach(session, source, tagged);
+    }).catch((err) => {
+      // A store that answered something unusable: end this stream, not the process.
+      log("error", "stream replay failed", { session: session.id, error: String(err) });
+      session.close("closed");
+    });
+  }
+
+  /**
+   * Writes head, gap notice, replayed events and held live events (those not
+   * in the replay) as one block (see {@linkcode appendReplayBlock}), and counts them.
+   */
+  #writeReplay(
+    session: Session,
+    source: EventSource,
+    head: Uint8Array,
+    lastId: string | undefined,
+    replay: HistoryReplay,
+    held: readonly QueuedEvent[],
+    tagged: boolean,
+  ): void {
+    const counters = this.#host.counters;
+    if (lastId !== undefined) {
+      counters.replays++;
+      if (replay.gap) counters.gapsSent++;
+    }
+    if (tagged) {
+      // Tagged streams see each event's channel in its type.
+      const prefix = source.path.length + 1;
+      replay = {
+        ...replay,
+        events: replay.events.map((e) =>
+          e.channel === undefined ? e : { ...e, bytes: tagEvent(e.bytes, e.channel.slice(prefix)) }
+        ),
+      };
+      held = held.map((e) => ({ ...e, bytes: tagEvent(e.bytes, e.channel) }));
+    }
+    const parts: Uint8Array[] = [head];
+    const position = appendReplayBlock(parts, lastId, replay, held);
+    counters.eventsReplayed += replay.events.length;
+    session.write(parts.length === 1 ? head : concatAll(parts), position);
+  }
+
+  #attach(session: Session, source: EventSource, tagged: boolean): void {
+    try {
+      source.attach(session, tagged);
+    } catch (err) {
+      // An onConnect callback threw. The head is already on the wire, so no
+      // error response can follow: log it and keep the stream.
+      this.#host.log("error", "onConnect callback failed", {
+        session: session.id,
+        peer: session.remoteAddr,
+        error: String(err),
+      });
+    }
+  }
+}
