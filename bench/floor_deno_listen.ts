@@ -26,7 +26,6 @@
  */
 import { parseArgs } from "node:util";
 import { setImmediate } from "node:timers";
-import { concatAll } from "../server/http/conn_io.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -73,7 +72,15 @@ function drop(sub: Subscriber): void {
 
 /** One buffer for several (no copy for one). */
 function join(parts: Uint8Array[]): Uint8Array {
-  return parts.length === 1 ? parts[0] : concatAll(parts);
+  if (parts.length === 1) return parts[0];
+  // The floor owns its few lines of byte joining: it stands apart from Sluice.
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Writes `bytes` whole (loops on partial writes), then what was queued meanwhile. */

@@ -10,10 +10,7 @@
  * @module
  */
 
-import { serve } from "../mod.ts";
-import { encodeEvent } from "../queue/encode_event.ts";
-import { type HistoryStore, MemoryHistory } from "../queue/history.ts";
-import { SqliteHistory } from "../queue/sqlite_history.ts";
+import { encodeEvent, type HistoryStore, MemoryHistory, serve, SqliteHistory } from "../mod.ts";
 
 const bytes = encodeEvent(JSON.stringify({ sensor: "a", value: 21.5, unit: "C" }));
 

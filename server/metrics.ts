@@ -83,7 +83,12 @@ function metricsOf(stats: ServerStats, extra: ExtraCounters): Metric[] {
       "Sends refused because the queue was full.",
       stats.queue.rejected,
     ),
-    m("sluice_events_published_total", "counter", "Events fanned out.", stats.eventsPublished),
+    m(
+      "sluice_events_published_total",
+      "counter",
+      "Events fanned out (one per publish, however many streams and kinds).",
+      stats.eventsPublished,
+    ),
     m(
       "sluice_events_delivered_total",
       "counter",
@@ -95,6 +100,12 @@ function metricsOf(stats: ServerStats, extra: ExtraCounters): Metric[] {
       "counter",
       "Event copies refused by streams (closed or over budget).",
       stats.eventsDropped,
+    ),
+    m(
+      "sluice_history_append_failures_total",
+      "counter",
+      "History appends that failed (each logged; the event was not sent).",
+      stats.appendFailures,
     ),
     m(
       "sluice_bytes_written_total",
