@@ -8,6 +8,7 @@
  */
 
 import { HttpError } from "./http_error.ts";
+import { isToken } from "./header_rules.ts";
 
 /** Limits applied while parsing a request head. */
 export interface RequestLimits {
@@ -62,25 +63,11 @@ export interface RequestHead {
   headBytes: number;
 }
 
-// Token characters of RFC 9110: ! # $ % & ' * + - . ^ _ ` | ~ DIGIT ALPHA.
-const TOKEN = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-  TOKEN[c.charCodeAt(0)] = 1;
-}
 const LF = 10;
 const CR = 13;
 
 function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
-}
-
-function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || TOKEN[c] === 0) return false;
-  }
-  return true;
 }
 
 /** The text of `s` from `from`, without leading and trailing SP / HTAB (the only OWS). */

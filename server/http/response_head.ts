@@ -1,9 +1,11 @@
 /**
  * The response writer's byte builders: a whole response (head and body) in
- * one buffer, and the event-stream head, pre-encoded when it has no extras.
+ * one buffer, with every header checked by the rules of `header_rules.ts`.
  *
  * @module
  */
+
+import { hasHeaderBreak, isToken } from "./header_rules.ts";
 
 const encoder = new TextEncoder();
 
@@ -42,9 +44,6 @@ export class InvalidHeaderError extends Error {
   }
 }
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE_RE = /[\0\r\n]/;
-
 /**
  * Normalizes header input to a list of pairs and checks each one.
  *
@@ -58,10 +57,10 @@ export function headerPairs(
   if (headers === undefined) return [];
   const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
   for (const [name, value] of pairs) {
-    if (!TOKEN_RE.test(name)) {
+    if (!isToken(name)) {
       throw new InvalidHeaderError(`invalid header name: ${JSON.stringify(name)}`);
     }
-    if (BAD_VALUE_RE.test(String(value))) {
+    if (hasHeaderBreak(String(value))) {
       throw new InvalidHeaderError(`header ${name} has CR, LF or NUL in its value`);
     }
   }

@@ -32,7 +32,6 @@ export class AuthHeaderError extends Error {
 }
 
 const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 function isWs(c: string): boolean {
@@ -130,21 +129,7 @@ export function parseAuthorization(value: string): AuthCredentials {
   return { scheme, params };
 }
 
-/**
- * Whether `value` is an HTTP token (RFC 9110 §5.6.2).
- *
- * @param value The string to test.
- * @returns `true` if it is a non-empty token.
- * @example
- * ```ts
- * import { isToken } from "./auth_header.ts";
- * isToken("SHA-256"); // true
- * isToken("a b"); // false
- * ```
- */
-export function isToken(value: string): boolean {
-  return TOKEN.test(value);
-}
+export { isToken } from "../http/header_rules.ts";
 
 /**
  * Quotes a string for use as an auth-param value, escaping `"` and `\`.

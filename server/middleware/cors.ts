@@ -5,7 +5,7 @@
  * @module
  */
 
-import { isToken } from "./auth_header.ts";
+import { isToken } from "../http/header_rules.ts";
 import type { HttpResponse, Middleware } from "../http/types.ts";
 
 /** Options for {@linkcode cors}. */
