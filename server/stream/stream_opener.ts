@@ -7,7 +7,7 @@
  * @module
  */
 
-import { encodeRetry } from "../../queue/encode_event.ts";
+import { encodeComment, encodeRetry } from "../../queue/encode_event.ts";
 import { type HistoryReplay, isPromiseLike } from "../../queue/history.ts";
 import type { Session } from "../../sessions/session.ts";
 import type { SessionTable } from "../../sessions/session_table.ts";
@@ -21,6 +21,15 @@ import { tagEvent } from "./channel_tag.ts";
 import { type Delivery, historyKey, type PendingReplay, type QueuedEvent } from "./delivery.ts";
 import type { EventSource } from "./event_source.ts";
 import type { StreamCounters } from "./stream_counters.ts";
+
+/** The comment written right after the head of a stream that has no `retry:`. */
+const OPENED = encodeComment("ok");
+
+/** A stream's head, and the same head with a comment when nothing else follows it. */
+interface StreamHead {
+  readonly bytes: Uint8Array;
+  readonly alone?: Uint8Array;
+}
 
 /** `base` spread uniformly over [base/2, 3·base/2), so clients do not come back at once. */
 export function jitter(base: number): number {
@@ -127,9 +136,14 @@ export class StreamOpener {
       lastEventId,
     }, release);
     host.sourceOf.set(session.id, source);
+    // Some browsers (Firefox) fire `open` only at the first body byte, which
+    // on a quiet channel could be a keep-alive away: when no `retry:` follows
+    // the head, a comment does (used only when no replay block follows either).
     const retry = source.retry ?? host.retry;
     const headBytes = encodeStreamHead(headerPairs(extra));
-    const head = retry === undefined ? headBytes : concat(headBytes, encodeRetry(retry));
+    const head: StreamHead = retry === undefined
+      ? { bytes: headBytes, alone: concat(headBytes, OPENED) }
+      : { bytes: concat(headBytes, encodeRetry(retry)) };
     host.log("info", "stream opened", {
       session: session.id,
       peer,
@@ -178,7 +192,7 @@ export class StreamOpener {
   #start(
     session: Session,
     source: EventSource,
-    head: Uint8Array,
+    head: StreamHead,
     lastId: string | undefined,
     tagged: boolean,
   ): void {
@@ -188,7 +202,7 @@ export class StreamOpener {
     delivery.drain();
     const store = delivery.history;
     if (store === undefined) {
-      session.write(head);
+      session.write(head.alone ?? head.bytes);
       this.#attach(session, source, tagged);
       return;
     }
@@ -239,7 +253,7 @@ export class StreamOpener {
   #writeReplay(
     session: Session,
     source: EventSource,
-    head: Uint8Array,
+    head: StreamHead,
     lastId: string | undefined,
     replay: HistoryReplay,
     held: readonly QueuedEvent[],
@@ -261,10 +275,10 @@ export class StreamOpener {
       };
       held = held.map((e) => ({ ...e, bytes: tagEvent(e.bytes, e.channel) }));
     }
-    const parts: Uint8Array[] = [head];
+    const parts: Uint8Array[] = [head.bytes];
     const position = appendReplayBlock(parts, lastId, replay, held);
     counters.eventsReplayed += replay.events.length;
-    session.write(parts.length === 1 ? head : concatAll(parts), position);
+    session.write(parts.length === 1 ? head.alone ?? head.bytes : concatAll(parts), position);
   }
 
   #attach(session: Session, source: EventSource, tagged: boolean): void {
