@@ -14,6 +14,17 @@ import { serve } from "../mod.ts";
 import { encodeEvent } from "../queue/encode_event.ts";
 import { type HistoryStore, MemoryHistory } from "../queue/history.ts";
 import { SqliteHistory } from "../queue/sqlite_history.ts";
+import { cliFlags } from "../server/hub/cli_flags.ts";
+
+// No flags: parsing still answers --help and refuses what it does not know.
+cliFlags({
+  name: "history_bench",
+  usage: "deno run -A bench/history_bench.ts",
+  description: "History costs: append per event (memory, SQLite normal and full), and replay " +
+    "throughput (reconnecting streams that each get 1000 events from history, over real " +
+    "sockets).",
+  flags: {},
+});
 
 const bytes = encodeEvent(JSON.stringify({ sensor: "a", value: 21.5, unit: "C" }));
 
