@@ -145,7 +145,8 @@ export const FLAG_ERROR_HINT = "run with --help for usage";
 export function parseArgsErrorMessage(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown })?.code;
-  const quoted = message.match(/'(-[^' ]+)/)?.[1];
+  // "Option '-p, --port <value>' argument missing": the long name.
+  const quoted = message.match(/'(?:-\w, )?(--?[^' ]+)/)?.[1];
   switch (code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown flag ${quoted ?? message}`;
