@@ -27,6 +27,7 @@ import {
 } from "./server/middleware/users.ts";
 import { createLineLogger } from "./server/hub/line_logger.ts";
 import { startMemoryReclaim } from "./server/hub/memory_reclaim.ts";
+import { parseArgsErrorMessage } from "./server/hub/cli_flags.ts";
 
 /** A CLI flag: its type, environment variable, default and help text. */
 interface Flag {
@@ -163,13 +164,13 @@ const FLAGS: Record<string, Flag> = {
     type: "string",
     env: "SLUICE_DEMO_MIN_INTERVAL",
     default: "1",
-    help: "with --demo: shortest seconds between updates of a sensor",
+    help: "with --demo (implies it): shortest seconds between updates of a sensor",
   },
   "demo-max-interval": {
     type: "string",
     env: "SLUICE_DEMO_MAX_INTERVAL",
     default: "3",
-    help: "with --demo: longest seconds between updates of a sensor",
+    help: "with --demo (implies it): longest seconds between updates of a sensor",
   },
   "publish-token": {
     type: "string",
@@ -211,7 +212,8 @@ const FLAGS: Record<string, Flag> = {
     type: "string",
     multiple: true,
     env: "SLUICE_SUBSCRIBE_TOKEN",
-    help: "bearer token of subscribers (repeatable; header, ?access_token= or cookie sluice_token)",
+    help: "bearer token of subscribers (repeatable; header, ?access_token= or cookie " +
+      "sluice_token); implies --auth bearer",
   },
   "metrics-auth": {
     type: "boolean",
@@ -333,6 +335,7 @@ function numberFlag(values: Record<string, unknown>, name: string): number {
   return n;
 }
 
+/** The flag values, with defaults; `given` names the flags set on the command line or by env. */
 function parse(args: string[]) {
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const [name, f] of Object.entries(FLAGS)) {
@@ -343,12 +346,17 @@ function parse(args: string[]) {
   try {
     ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(parseArgsErrorMessage(err));
   }
+  const given = new Set<string>();
   for (const [name, f] of Object.entries(FLAGS)) {
-    if (values[name] !== undefined) continue;
+    if (values[name] !== undefined) {
+      given.add(name);
+      continue;
+    }
     const fromEnv = f.env ? Deno.env.get(f.env) : undefined;
     if (fromEnv !== undefined && fromEnv !== "") {
+      given.add(name);
       values[name] = f.type === "boolean"
         ? !/^(0|false|no)$/i.test(fromEnv)
         : f.multiple
@@ -358,7 +366,53 @@ function parse(args: string[]) {
       values[name] = f.default;
     }
   }
-  return values;
+  return { values, given };
+}
+
+/**
+ * Takes what flags imply when nothing else can be meant (`--subscribe-token` alone means
+ * `--auth bearer`), setting it in `values`; refuses real conflicts, naming both flags.
+ *
+ * @returns One line per implied flag, for the log.
+ */
+function implyFlags(values: Record<string, unknown>, given: ReadonlySet<string>): string[] {
+  const implied: string[] = [];
+  const imply = (flag: string, value: unknown, by: string) => {
+    values[flag] = value;
+    implied.push(`implied --${flag}${value === true ? "" : ` ${value}`} by --${by}`);
+  };
+  const users = ["user", "users-file"].filter((f) => given.has(f));
+  if (given.has("subscribe-token")) {
+    if (users.length > 0 && !given.has("auth")) {
+      throw new UsageError(
+        `--subscribe-token conflicts with --${users[0]}: tokens are for --auth bearer, users for ` +
+          "--auth basic or digest",
+      );
+    }
+    if (!given.has("auth")) imply("auth", "bearer", "subscribe-token");
+    else if (values.auth !== "bearer") {
+      throw new UsageError(
+        `--subscribe-token conflicts with --auth ${values.auth}: tokens are for --auth bearer`,
+      );
+    }
+  }
+  if (
+    users.length > 0 && given.has("auth") && values.auth !== "basic" && values.auth !== "digest"
+  ) {
+    throw new UsageError(
+      `--${users[0]} conflicts with --auth ${values.auth}: users are for --auth basic or digest`,
+    );
+  }
+  for (const interval of ["demo-min-interval", "demo-max-interval"]) {
+    if (!given.has(interval)) continue;
+    if (!given.has("demo")) imply("demo", true, interval);
+    else if (values.demo !== true) {
+      throw new UsageError(
+        `--${interval} conflicts with SLUICE_DEMO=${Deno.env.get("SLUICE_DEMO")}`,
+      );
+    }
+  }
+  return implied;
 }
 
 function listFlag(values: Record<string, unknown>, name: string): string[] {
@@ -463,11 +517,15 @@ function securityOptions(values: Record<string, unknown>): HubOptions {
  */
 export async function main(args: string[]): Promise<number> {
   let values;
+  let implied: string[] = [];
   try {
-    values = parse(args);
+    let given;
+    ({ values, given } = parse(args));
+    if (!values.help && !values.version) implied = implyFlags(values, given);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    console.error(`sluice: ${err.message}\nTry --help.`);
+    // One line, as every program's flag errors (server/hub/cli_flags.ts).
+    console.error(`sluice: ${err.message.replace(/\.$/, "")}. Try --help.`);
     return 2;
   }
   if (values.help) {
@@ -481,6 +539,7 @@ export async function main(args: string[]): Promise<number> {
   const log = createLineLogger({ quiet: values.quiet === true });
   // Batched lines go out before the process ends, however it ends.
   globalThis.addEventListener("unload", () => log.flush());
+  for (const line of implied) log("info", line);
   let hub;
   let delivery: HubOptions | undefined;
   let reclaimAfter = 0;
@@ -511,7 +570,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (err) {
     delivery?.historyStore?.close();
     if (err instanceof UsageError || err instanceof RangeError) {
-      console.error(`sluice: ${err.message}\nTry --help.`);
+      console.error(`sluice: ${err.message.replace(/\.$/, "")}. Try --help.`);
       return 2;
     }
     if (err instanceof Deno.errors.InvalidData && values.cert !== undefined) {

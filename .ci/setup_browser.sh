@@ -13,5 +13,9 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y chromium
+# Without recommends: about half the packages. fonts-liberation
+# is the one font headless pages need to render text (it also satisfies fontconfig's font need).
+if [[ "${SLUICE_CI_APT_UPDATED:-}" != 1 ]]; then
+  apt-get update -qq
+fi
+apt-get install -y -qq --no-install-recommends chromium fonts-liberation

@@ -15,19 +15,21 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { cliFlags } from "../server/hub/mod.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8081" },
-    hostname: { type: "string", default: "127.0.0.1" },
+const { values } = cliFlags({
+  name: "baseline_deno_serve",
+  usage: "deno run -A bench/baseline_deno_serve.ts [flags]",
+  description:
+    "The benchmark's baseline, the idiomatic Deno way to serve SSE: Deno.serve with one " +
+    "ReadableStream per subscriber. GET /events/<channel> subscribes; POST " +
+    "/events/<channel> publishes the body as the event's data.",
+  flags: {
+    port: { type: "integer", default: 8081, max: 65535, help: "TCP port (0: any free port)" },
+    hostname: { type: "string", default: "127.0.0.1", help: "address to listen on" },
   },
 });
-const port = Number(values.port);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  throw new RangeError(`port must be an integer in [0, 65535]: received ${values.port}`);
-}
+const port = values.port;
 
 type Stream = ReadableStreamDefaultController<Uint8Array>;
 

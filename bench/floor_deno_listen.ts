@@ -24,20 +24,22 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { cliFlags } from "../server/hub/mod.ts";
 import { setImmediate } from "node:timers";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8082" },
-    hostname: { type: "string", default: "127.0.0.1" },
+const { values } = cliFlags({
+  name: "floor_deno_listen",
+  usage: "deno run -A bench/floor_deno_listen.ts [flags]",
+  description:
+    "The benchmark's floor: the least a Deno.listen program does to serve SSE (GET <any " +
+    "path> subscribes, POST <any path> publishes the body as one data: line). It trusts " +
+    "its clients: not for use as a server.",
+  flags: {
+    port: { type: "integer", default: 8082, max: 65535, help: "TCP port (0: any free port)" },
+    hostname: { type: "string", default: "127.0.0.1", help: "address to listen on" },
   },
 });
-const port = Number(values.port);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  throw new RangeError(`port must be an integer in [0, 65535]: received ${values.port}`);
-}
+const port = values.port;
 
 const encoder = new TextEncoder();
 const STREAM_HEAD = encoder.encode(

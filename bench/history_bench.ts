@@ -11,6 +11,17 @@
  */
 
 import { encodeEvent, type HistoryStore, MemoryHistory, serve, SqliteHistory } from "../mod.ts";
+import { cliFlags } from "../server/hub/mod.ts";
+
+// No flags: parsing still answers --help and refuses what it does not know.
+cliFlags({
+  name: "history_bench",
+  usage: "deno run -A bench/history_bench.ts",
+  description: "History costs: append per event (memory, SQLite normal and full), and replay " +
+    "throughput (reconnecting streams that each get 1000 events from history, over real " +
+    "sockets).",
+  flags: {},
+});
 
 const bytes = encodeEvent(JSON.stringify({ sensor: "a", value: 21.5, unit: "C" }));
 

@@ -15,53 +15,80 @@
  * @module
  */
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { monoNs, StatsPage } from "./_libc.ts";
 import { Histogram } from "./_histogram.ts";
+import { cliFlags } from "../server/hub/mod.ts";
 
-const USAGE = `usage: load_publisher.ts [options] http://127.0.0.1:PORT/PATH
-  -k, --conns N       keep-alive connections, one request in flight each (1)
-  -r, --rate R        events/s, open loop; 0 = as fast as answers (and --window) allow (0)
-  -d, --duration S    duration (10)
-  -n, --count N       stop after N events (0 = no limit)
-  -s, --size BYTES    body size (100, at least 48)
-  --follow F[,F...]   subscriber stats pages to follow (repeatable)
-  --window W          closed loop: at most W events published but not delivered to all (0 = off)
-  --clients N         subscribers to divide delivered events by (default: sum of established)
-  --wait-ready        wait (<= --max-wait s) for every followed subscriber's connect phase
-  --max-wait S        (60)
-  --stop-on-done      stop when every followed subscriber is done (default with --follow)
-  --content-type T    (text/plain)
-  --label S
-  -q, --quiet`;
-
-const { values: opts, positionals } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: {
-    conns: { type: "string", short: "k", default: "1" },
-    rate: { type: "string", short: "r", default: "0" },
-    duration: { type: "string", short: "d", default: "10" },
-    count: { type: "string", short: "n", default: "0" },
-    size: { type: "string", short: "s", default: "100" },
-    follow: { type: "string", multiple: true, default: [] },
-    window: { type: "string", default: "0" },
-    clients: { type: "string", default: "0" },
-    "wait-ready": { type: "boolean", default: false },
-    "max-wait": { type: "string", default: "60" },
-    "content-type": { type: "string", default: "text/plain" },
-    label: { type: "string", default: "" },
-    quiet: { type: "boolean", short: "q", default: false },
-    help: { type: "boolean", short: "h", default: false },
+const { values: opts, positionals } = cliFlags({
+  name: "load_publisher",
+  usage: "deno run -A bench/load_publisher.ts [flags] http://127.0.0.1:PORT/PATH",
+  description: "Publisher load generator: keep-alive HTTP/1.1 POSTs over k raw connections, one " +
+    "request in flight on each, open loop (--rate) or closed loop (--follow with --window); " +
+    "one JSON line on stdout.",
+  positionals: [{ name: "URL", help: "where to POST, http:// only" }],
+  flags: {
+    conns: {
+      type: "integer",
+      short: "k",
+      default: 1,
+      min: 1,
+      value: "N",
+      help: "keep-alive connections, one request in flight each",
+    },
+    rate: {
+      type: "number",
+      short: "r",
+      default: 0,
+      value: "R",
+      help: "events/s, open loop; 0 = as fast as answers (and --window) allow",
+    },
+    duration: { type: "number", short: "d", default: 10, value: "S", help: "duration" },
+    count: {
+      type: "integer",
+      short: "n",
+      default: 0,
+      value: "N",
+      help: "stop after N events (0 = no limit)",
+    },
+    size: { type: "integer", short: "s", default: 100, min: 48, value: "BYTES", help: "body size" },
+    follow: {
+      type: "string",
+      multiple: true,
+      value: "F[,F...]",
+      help: "subscriber stats pages to follow",
+    },
+    window: {
+      type: "integer",
+      default: 0,
+      value: "W",
+      help: "closed loop: at most W events published but not delivered to all (0 = off)",
+    },
+    clients: {
+      type: "integer",
+      default: 0,
+      value: "N",
+      help: "subscribers to divide delivered events by (0: sum of established)",
+    },
+    "wait-ready": {
+      type: "boolean",
+      help: "wait (<= --max-wait s) for every followed subscriber's connect phase",
+    },
+    "max-wait": { type: "number", default: 60, value: "S", help: "longest wait for --wait-ready" },
+    "content-type": { type: "string", default: "text/plain", value: "T", help: "request type" },
+    label: { type: "string", default: "", value: "S", help: "copied into the JSON" },
+    quiet: { type: "boolean", short: "q", help: "no progress lines on stderr" },
   },
 });
-if (opts.help || positionals.length !== 1) {
-  console.error(USAGE);
-  Deno.exit(opts.help ? 0 : 2);
-}
 
-const url = new URL(positionals[0]);
-if (url.protocol !== "http:") throw new RangeError(`only http:// URLs: received ${url}`);
+const parsedUrl = URL.parse(positionals[0]);
+if (parsedUrl?.protocol !== "http:") {
+  console.error(
+    `load_publisher: URL must be an http:// URL: received ${JSON.stringify(positionals[0])}; ` +
+      "run with --help for usage",
+  );
+  Deno.exit(2);
+}
+const url: URL = parsedUrl;
 const HOST = url.hostname;
 const PORT = Number(url.port || 80);
 const K = Number(opts.conns);

@@ -21,103 +21,122 @@
  * @module
  */
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { monoNs, StatsPage } from "./_libc.ts";
 import { ConnCounters, SseCounter } from "./_sse_parser.ts";
 import type { Engine, EngineOptions, SubscriberMode } from "./_engine.ts";
 import { DenoEngine } from "./_engine_deno.ts";
 import { EpollEngine } from "./_engine_epoll.ts";
+import { cliFlags } from "../server/hub/mod.ts";
 
-const USAGE = `usage: load_subscriber.ts [options] http://127.0.0.1:PORT/PATH
-  -c, --conns N        connections (100)
-  -P, --parallel N     handshakes in flight (512)
-  -d, --duration S     measurement window after the connect phase (5)
-  -w, --warmup S       pause between connect phase and window (0)
-  --engine E           epoll (FFI, Linux) | deno (Deno.connect) (epoll)
-  --mode M             stream | idle | stall (stream)
-  --rbuf BYTES         read buffer: per connection with deno (16384; idle/stall 1024),
-                       shared with epoll (262144)
-  --stall-rcvbuf BYTES SO_RCVBUF of stall-mode connections, epoll engine (16384; 0 = autotuning,
-                       which lets a stalled client absorb megabytes in kernel buffers)
-  --timeout S          connect + response head timeout per connection (10)
-  --max-time S         hard stop for the whole run (connects/2000 + timeout + warmup + duration + 30)
-  --ready-file F       written when the connect phase is over
-  --go-file F          after the connect phase, wait for F holding "<startNs> <endNs>"
-                       (CLOCK_MONOTONIC) and use that as the window (several processes, one window);
-                       rewriting F with an earlier end ends the window early
-  --stats-shm F        live counters (sseload-compatible page) for load_publisher --follow
-  --read-delay-ms MS   lazy reader: with deno a connection waits for a shared timer tick of MS ms
-                       after each read; with epoll the loop sleeps MS ms after each batch; reads
-                       then drain several events (less client CPU, more latency: throughput runs
-                       only) (0 = off)
-  --hist               include the latency histogram buckets in the JSON (for merging)
-  --label S            copied into the JSON
-  -q, --quiet          no progress lines on stderr`;
-
-const { values: opts, positionals } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: {
-    conns: { type: "string", short: "c", default: "100" },
-    parallel: { type: "string", short: "P", default: "512" },
-    duration: { type: "string", short: "d", default: "5" },
-    warmup: { type: "string", short: "w", default: "0" },
-    engine: { type: "string", default: "epoll" },
-    mode: { type: "string", default: "stream" },
-    rbuf: { type: "string" },
-    timeout: { type: "string", default: "10" },
-    "stall-rcvbuf": { type: "string", default: "16384" },
-    "max-time": { type: "string" },
-    "ready-file": { type: "string" },
-    "go-file": { type: "string" },
-    "stats-shm": { type: "string" },
-    "read-delay-ms": { type: "string", default: "0" },
-    hist: { type: "boolean", default: false },
-    label: { type: "string", default: "" },
-    quiet: { type: "boolean", short: "q", default: false },
-    help: { type: "boolean", short: "h", default: false },
+const { values: opts, positionals } = cliFlags({
+  name: "load_subscriber",
+  usage: "deno run -A bench/load_subscriber.ts [flags] http://127.0.0.1:PORT/PATH",
+  description: "SSE subscriber load generator: N connections to one URL; counts events, " +
+    "measures publish-to-receive latency from the t=<ns> at the start of each event's data, " +
+    "and reports one JSON line on stdout.",
+  positionals: [{ name: "URL", help: "the event stream, http:// only" }],
+  flags: {
+    conns: { type: "integer", short: "c", default: 100, min: 1, value: "N", help: "connections" },
+    parallel: {
+      type: "integer",
+      short: "P",
+      default: 512,
+      min: 1,
+      value: "N",
+      help: "handshakes in flight",
+    },
+    duration: {
+      type: "number",
+      short: "d",
+      default: 5,
+      value: "S",
+      help: "measurement window after the connect phase",
+    },
+    warmup: {
+      type: "number",
+      short: "w",
+      default: 0,
+      value: "S",
+      help: "pause between connect phase and window",
+    },
+    engine: {
+      type: "string",
+      choices: ["epoll", "deno"],
+      default: "epoll",
+      help: "epoll (FFI, Linux) or deno (Deno.connect)",
+    },
+    mode: {
+      type: "string",
+      choices: ["stream", "idle", "stall"],
+      default: "stream",
+      help: "read and count, hold idle connections, or read the head and never again",
+    },
+    rbuf: {
+      type: "integer",
+      min: 1,
+      value: "BYTES",
+      help: "read buffer: per connection with deno (16384; idle/stall 1024), shared with epoll " +
+        "(262144)",
+    },
+    "stall-rcvbuf": {
+      type: "integer",
+      default: 16384,
+      value: "BYTES",
+      help: "SO_RCVBUF of stall-mode connections, epoll engine (0 = autotuning)",
+    },
+    timeout: {
+      type: "number",
+      default: 10,
+      value: "S",
+      help: "connect + response head timeout per connection",
+    },
+    "max-time": {
+      type: "number",
+      value: "S",
+      help: "hard stop for the whole run (connects/2000 + timeout + warmup + duration + 30)",
+    },
+    "ready-file": { type: "string", value: "F", help: "written when the connect phase is over" },
+    "go-file": {
+      type: "string",
+      value: "F",
+      help: 'after the connect phase, wait for F holding "<startNs> <endNs>" (CLOCK_MONOTONIC) ' +
+        "and use that as the window; rewriting F with an earlier end ends the window early",
+    },
+    "stats-shm": {
+      type: "string",
+      value: "F",
+      help: "live counters (sseload-compatible page) for load_publisher --follow",
+    },
+    "read-delay-ms": {
+      type: "number",
+      default: 0,
+      value: "MS",
+      help: "lazy reader, reads drain several events (throughput runs only) (0 = off)",
+    },
+    hist: { type: "boolean", help: "include the latency histogram buckets in the JSON" },
+    label: { type: "string", default: "", value: "S", help: "copied into the JSON" },
+    quiet: { type: "boolean", short: "q", help: "no progress lines on stderr" },
   },
 });
-if (opts.help || positionals.length !== 1) {
-  console.error(USAGE);
-  Deno.exit(opts.help ? 0 : 2);
-}
 
-function posInt(name: string, s: string): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new RangeError(`${name} must be a positive integer: received ${s}`);
-  }
-  return n;
+const parsedUrl = URL.parse(positionals[0]);
+if (parsedUrl?.protocol !== "http:") {
+  console.error(
+    `load_subscriber: URL must be an http:// URL: received ${JSON.stringify(positionals[0])}; ` +
+      "run with --help for usage",
+  );
+  Deno.exit(2);
 }
-
-function nonNegative(name: string, s: string): number {
-  const n = Number(s);
-  if (!Number.isFinite(n) || n < 0) {
-    throw new RangeError(`${name} must be a number >= 0: received ${s}`);
-  }
-  return n;
-}
-
-const url = new URL(positionals[0]);
-if (url.protocol !== "http:") throw new RangeError(`only http:// URLs: received ${url}`);
+const url: URL = parsedUrl;
 const HOST = url.hostname === "localhost" ? "127.0.0.1" : url.hostname;
 const PORT = Number(url.port || 80);
-const MODE = opts.mode as SubscriberMode;
-if (MODE !== "stream" && MODE !== "idle" && MODE !== "stall") {
-  throw new RangeError(`mode must be stream, idle or stall: received ${opts.mode}`);
-}
+const MODE: SubscriberMode = opts.mode;
 const ENGINE = opts.engine;
-if (ENGINE !== "epoll" && ENGINE !== "deno") {
-  throw new RangeError(`engine must be epoll or deno: received ${ENGINE}`);
-}
-const CONNS = posInt("conns", opts.conns);
-const DURATION = nonNegative("duration", opts.duration);
-const WARMUP = nonNegative("warmup", opts.warmup);
-const TIMEOUT = nonNegative("timeout", opts.timeout);
-const MAX_TIME = opts["max-time"] === undefined
-  ? CONNS / 2000 + TIMEOUT + WARMUP + DURATION + 30
-  : nonNegative("max-time", opts["max-time"]);
+const CONNS = opts.conns;
+const DURATION = opts.duration;
+const WARMUP = opts.warmup;
+const TIMEOUT = opts.timeout;
+const MAX_TIME = opts["max-time"] ?? CONNS / 2000 + TIMEOUT + WARMUP + DURATION + 30;
 const QUIET = opts.quiet;
 
 const sse = new SseCounter();
@@ -131,12 +150,12 @@ const engineOptions: EngineOptions = {
       `Cache-Control: no-cache\r\nUser-Agent: sluice-load-subscriber/1\r\n\r\n`,
   ),
   conns: CONNS,
-  parallel: posInt("parallel", opts.parallel),
+  parallel: opts.parallel,
   timeoutNs: TIMEOUT * 1e9,
-  rbuf: Math.max(1024, posInt("rbuf", opts.rbuf ?? (MODE === "stream" ? "16384" : "1024"))),
+  rbuf: Math.max(1024, opts.rbuf ?? (MODE === "stream" ? 16384 : 1024)),
   mode: MODE,
-  stallRcvbuf: nonNegative("stall-rcvbuf", opts["stall-rcvbuf"]),
-  readDelayMs: nonNegative("read-delay-ms", opts["read-delay-ms"]),
+  stallRcvbuf: opts["stall-rcvbuf"],
+  readDelayMs: opts["read-delay-ms"],
   sse,
   counters,
   stats,

@@ -35,100 +35,167 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { monoNs } from "./_libc.ts";
 import { Histogram } from "./_histogram.ts";
+import { cliFlags } from "../server/hub/mod.ts";
 
-const USAGE = `usage: deno task bench [options]
-  --quick               short windows, fewer clients (smoke run, < 60 s)
-  --only NAME           sluice | baseline (default: both; peers from --peer are added)
-  --peer NAME           also run a reference peer: c-ref-batch | c-ref | deno-floor (repeatable
-                        or a comma list; off by default). The C ones are built from
-                        ../shared/bench/peers/c_ref.c with gcc -O2 into a temp dir at run time
-                        (GET /sub, POST /publish); deno-floor is bench/floor_deno_listen.ts, the
-                        least a Deno.listen server does for the job (Sluice's V8 flags)
-  --duration S          fan-out window per client count (5; quick 2)
-  --warmup S            pause between connect phase and window (1; quick 0.5)
-  --latency-duration S  latency window (5; quick 2)
-  --overload-duration S overload run length (5; quick 2)
-  --clients LIST        fan-out client counts (100,1000,5000; quick 100,1000)
-  --latency-clients N   (1000)     --latency-rate R   events/s (50)
-  --idle N              idle connections for memory and connects/s (10000; quick 2000)
-  --stall N             subscribers that stop reading, in the overload run (100)
-  --overload-clients N  subscribers that keep reading, in the overload run (0)
-  --overload-size BYTES event size in the overload run: large, so the kernel's socket buffers
-                        (~4 MB per stalled stream on loopback) fill within a second or two (1000)
-  --rss-cap MB          stop the overload run when the server RSS grew this much (1024)
-  --window W            closed-loop window (64)       --pub-conns K (4)
-  --size BYTES          event body size (100)
-  --sub-procs N         subscriber processes per measure (default: 1 per 5000 clients)
-  --engine E            subscriber engine: epoll (FFI: non-blocking sockets + epoll, about as cheap
-                        per read as the C sseload) or deno (Deno.connect; costs more client CPU per
-                        read and per connect, adds client-side latency at 1000 clients) (epoll)
-  --read-delay-ms MS    lazy subscriber reads in fan-out runs only, so each read drains several
-                        events (cuts client CPU): epoll sleeps MS ms after each batch, deno makes a
-                        connection wait MS ms after each read; "auto": epoll 1, deno 0 below 2000
-                        clients else clients/100 (at most 50) (auto; 0 = off)
-  --sseload BIN         use the C sseload (../shared/bench/sseload, see cross_check.sh build) for the
-                        idle/connects measure instead of load_subscriber.ts (optional)
-  --wait-quiet S         before each measure wait up to S s until both CPUs are < 15 % busy
-                        (other processes on a shared machine skew the figures) (5; quick 0)
-  --runs N              repeat each measure N times, report medians (1)
-  --server-cpu LIST     taskset CPU list for the server (0)
-  --load-cpu LIST       taskset CPU list for load tools (1)
-  --no-pin              do not use taskset
-  --skip LIST           measures to skip: fanout,latency,idle,overload
-  --sluice-arg ARG      extra argument for Sluice's main.ts (repeatable)
-  --json FILE           also write every raw result as JSON
-  -v, --verbose         show load tools' progress lines`;
-
-const { values: opts } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string" },
-    peer: { type: "string", multiple: true, default: [] },
-    duration: { type: "string" },
-    warmup: { type: "string" },
-    "latency-duration": { type: "string" },
-    "overload-duration": { type: "string" },
-    clients: { type: "string" },
-    "latency-clients": { type: "string", default: "1000" },
-    "latency-rate": { type: "string", default: "50" },
-    idle: { type: "string" },
-    stall: { type: "string", default: "100" },
-    "overload-clients": { type: "string", default: "0" },
-    "overload-size": { type: "string", default: "1000" },
-    "rss-cap": { type: "string", default: "1024" },
-    window: { type: "string", default: "64" },
-    "pub-conns": { type: "string", default: "4" },
-    size: { type: "string", default: "100" },
-    "sub-procs": { type: "string" },
-    "read-delay-ms": { type: "string", default: "auto" },
-    engine: { type: "string", default: "epoll" },
-    sseload: { type: "string" },
-    runs: { type: "string", default: "1" },
-    "wait-quiet": { type: "string" },
-    "server-cpu": { type: "string", default: "0" },
-    "load-cpu": { type: "string", default: "1" },
-    "no-pin": { type: "boolean", default: false },
-    skip: { type: "string", default: "" },
-    "sluice-arg": { type: "string", multiple: true, default: [] },
-    json: { type: "string" },
-    verbose: { type: "boolean", short: "v", default: false },
-    help: { type: "boolean", short: "h", default: false },
+const { values: opts } = cliFlags({
+  name: "bench",
+  usage: "deno task bench [flags]",
+  description: "Runs Sluice and the Deno.serve + ReadableStream baseline (and with --peer the C " +
+    "reference or the Deno floor) side by side on this machine, servers pinned to one CPU and " +
+    "load tools to another, and prints a markdown table of fan-out, latency, memory per idle " +
+    "connection, connects/s and the publish path under overload.",
+  flags: {
+    quick: { type: "boolean", help: "short windows, fewer clients (smoke run, < 60 s)" },
+    only: {
+      type: "string",
+      value: "NAME",
+      help: "sluice | baseline (default: both; peers from --peer are added)",
+    },
+    peer: {
+      type: "string",
+      multiple: true,
+      value: "NAME",
+      help:
+        "also run a reference peer: c-ref-batch | c-ref | deno-floor (or a comma list); the C " +
+        "ones are built from ../shared/bench/peers/c_ref.c with gcc -O2 into a temp dir at run " +
+        "time, deno-floor is bench/floor_deno_listen.ts",
+    },
+    duration: { type: "string", value: "S", help: "fan-out window per client count (5; quick 2)" },
+    warmup: {
+      type: "string",
+      value: "S",
+      help: "pause between connect phase and window (1; quick 0.5)",
+    },
+    "latency-duration": { type: "string", value: "S", help: "latency window (5; quick 2)" },
+    "overload-duration": { type: "string", value: "S", help: "overload run length (5; quick 2)" },
+    clients: {
+      type: "string",
+      value: "LIST",
+      help: "fan-out client counts (100,1000,5000; quick 100,1000)",
+    },
+    "latency-clients": {
+      type: "string",
+      default: "1000",
+      value: "N",
+      help: "clients of the latency run",
+    },
+    "latency-rate": {
+      type: "string",
+      default: "50",
+      value: "R",
+      help: "events/s of the latency run",
+    },
+    idle: {
+      type: "string",
+      value: "N",
+      help: "idle connections for memory and connects/s (10000; quick 2000)",
+    },
+    stall: {
+      type: "string",
+      default: "100",
+      value: "N",
+      help: "subscribers that stop reading, in the overload run",
+    },
+    "overload-clients": {
+      type: "string",
+      default: "0",
+      value: "N",
+      help: "subscribers that keep reading, in the overload run",
+    },
+    "overload-size": {
+      type: "string",
+      default: "1000",
+      value: "BYTES",
+      help: "event size in the overload run: large, so the kernel's socket buffers fill within a " +
+        "second or two",
+    },
+    "rss-cap": {
+      type: "string",
+      default: "1024",
+      value: "MB",
+      help: "stop the overload run when the server RSS grew this much",
+    },
+    window: { type: "string", default: "64", value: "W", help: "closed-loop window" },
+    "pub-conns": { type: "string", default: "4", value: "K", help: "publisher connections" },
+    size: { type: "string", default: "100", value: "BYTES", help: "event body size" },
+    "sub-procs": {
+      type: "string",
+      value: "N",
+      help: "subscriber processes per measure (default: 1 per 5000 clients)",
+    },
+    "read-delay-ms": {
+      type: "string",
+      default: "auto",
+      value: "MS",
+      help: "lazy subscriber reads in fan-out runs only; auto: epoll 1, deno 0 below 2000 " +
+        "clients else clients/100 (at most 50); 0 = off",
+    },
+    engine: {
+      type: "string",
+      choices: ["epoll", "deno"],
+      default: "epoll",
+      help: "subscriber engine: epoll (FFI, about as cheap per read as the C sseload) or deno " +
+        "(Deno.connect; costs more client CPU)",
+    },
+    sseload: {
+      type: "string",
+      value: "BIN",
+      help: "use the C sseload (../shared/bench/sseload) for the idle/connects measure",
+    },
+    runs: {
+      type: "string",
+      default: "1",
+      value: "N",
+      help: "repeat each measure N times, report medians",
+    },
+    "wait-quiet": {
+      type: "string",
+      value: "S",
+      help: "before each measure wait up to S s until both CPUs are < 15 % busy (5; quick 0)",
+    },
+    "server-cpu": {
+      type: "string",
+      default: "0",
+      value: "LIST",
+      help: "taskset CPU list for the server",
+    },
+    "load-cpu": {
+      type: "string",
+      default: "1",
+      value: "LIST",
+      help: "taskset CPU list for load tools",
+    },
+    "no-pin": { type: "boolean", help: "do not use taskset" },
+    skip: {
+      type: "string",
+      default: "",
+      value: "LIST",
+      help: "measures to skip: fanout,latency,idle,overload",
+    },
+    "sluice-arg": {
+      type: "string",
+      multiple: true,
+      value: "ARG",
+      help: "extra argument for Sluice's main.ts",
+    },
+    json: { type: "string", value: "FILE", help: "also write every raw result as JSON" },
+    verbose: { type: "boolean", short: "v", help: "show load tools' progress lines" },
   },
 });
-if (opts.help) {
-  console.log(USAGE);
-  Deno.exit(0);
+
+/** A bad flag value: one line and exit 2, as for a flag the table refuses. */
+function badFlag(message: string): never {
+  console.error(`bench: ${message}; run with --help for usage`);
+  Deno.exit(2);
 }
 
 const QUICK = opts.quick;
 const num = (name: string, v: string | undefined, dflt: number, quick = dflt): number => {
   const n = v === undefined ? (QUICK ? quick : dflt) : Number(v);
   if (!Number.isFinite(n) || n < 0) {
-    throw new RangeError(`${name} must be a number >= 0: received ${v}`);
+    badFlag(`--${name} must be a number >= 0: received ${JSON.stringify(v)}`);
   }
   return n;
 };
@@ -160,12 +227,9 @@ const CFG = {
   loadCpu: opts["no-pin"] ? null : opts["load-cpu"],
   skip: new Set(opts.skip.split(",").filter((s) => s !== "")),
 };
-if (CFG.engine !== "epoll" && CFG.engine !== "deno") {
-  throw new RangeError(`engine must be epoll or deno: received ${CFG.engine}`);
-}
 for (const c of CFG.clients) {
   if (!Number.isInteger(c) || c <= 0) {
-    throw new RangeError(`clients must be positive integers: received ${opts.clients}`);
+    badFlag(`--clients must be positive integers: received ${JSON.stringify(opts.clients)}`);
   }
 }
 
@@ -265,14 +329,14 @@ const SERVERS: Record<ServerName, ServerSpec> = {
 let selected: ServerName[] = ["sluice", "baseline"];
 if (opts.only !== undefined) {
   if (opts.only !== "sluice" && opts.only !== "baseline") {
-    throw new RangeError(`only must be sluice or baseline: received ${opts.only}`);
+    badFlag(`--only must be sluice or baseline: received ${JSON.stringify(opts.only)}`);
   }
   selected = [opts.only];
 }
 const peers: PeerName[] = [];
 for (const p of opts.peer.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v)) {
   if (!(PEER_NAMES as readonly string[]).includes(p)) {
-    throw new RangeError(`peer must be ${PEER_NAMES.join(" or ")}: received ${p}`);
+    badFlag(`--peer must be ${PEER_NAMES.join(" or ")}: received ${JSON.stringify(p)}`);
   }
   if (!peers.includes(p as PeerName)) peers.push(p as PeerName);
 }

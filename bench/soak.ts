@@ -29,47 +29,68 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { Histogram } from "./_histogram.ts";
 import { monoNs } from "./_libc.ts";
+import { cliFlags } from "../server/hub/mod.ts";
 
-const { values: opts } = parseArgs({
-  args: Deno.args,
-  options: {
-    role: { type: "string", default: "main" },
-    clients: { type: "string", default: "5000" },
-    duration: { type: "string", default: "600" },
-    rate: { type: "string", default: "50" },
-    "churn-every": { type: "string", default: "120" },
-    "reconnect-delay": { type: "string", default: "1000" },
-    ramp: { type: "string", default: "1000" },
-    procs: { type: "string", default: "1" },
-    "report-every": { type: "string", default: "60" },
-    warmup: { type: "string", default: "60" },
-    drain: { type: "string", default: "30" },
-    "server-flag": { type: "string", multiple: true, default: [] },
-    port: { type: "string" },
-    channel: { type: "string", default: "soak" },
-    json: { type: "string" },
-    help: { type: "boolean", short: "h", default: false },
+const { values: opts } = cliFlags({
+  name: "soak",
+  usage: "deno task soak [flags]",
+  description: "Soak test: runs the hub (main.ts) and N churning subscribers, publishes numbered " +
+    "events at a fixed rate for a long time, and reports per period server RSS and CPU, " +
+    "latency and reconnects, and at the end events lost, duplicates and the RSS slope; exits 1 " +
+    "when an event was lost or duplicated.",
+  flags: {
+    role: {
+      type: "string",
+      choices: ["main", "clients"],
+      default: "main",
+      help: "main runs the test; clients is how main starts its subscriber processes",
+    },
+    clients: { type: "integer", default: 5000, min: 1, value: "N", help: "subscribers" },
+    duration: { type: "number", default: 600, min: 1, value: "S", help: "seconds of publishing" },
+    rate: { type: "number", default: 50, min: 0.01, value: "EV/S", help: "events per second" },
+    "churn-every": {
+      type: "number",
+      default: 120,
+      value: "S",
+      help: "mean seconds between a client's reconnects (0: no churn)",
+    },
+    "reconnect-delay": {
+      type: "number",
+      default: 1000,
+      value: "MS",
+      help: "longest random pause before reconnecting",
+    },
+    ramp: { type: "number", default: 1000, min: 1, value: "CONNS/S", help: "connects per second" },
+    procs: { type: "integer", default: 1, min: 1, value: "K", help: "subscriber processes" },
+    "report-every": { type: "number", default: 60, min: 1, value: "S", help: "seconds per period" },
+    warmup: { type: "number", default: 60, value: "S", help: "seconds the RSS slope ignores" },
+    drain: {
+      type: "number",
+      default: 30,
+      min: 1,
+      value: "S",
+      help: "seconds to wait for the last events",
+    },
+    "server-flag": { type: "string", multiple: true, value: "F", help: "passed to main.ts" },
+    port: {
+      type: "integer",
+      min: 1,
+      max: 65535,
+      value: "P",
+      help: "use a running server on 127.0.0.1:P instead of starting one (no RSS)",
+    },
+    channel: { type: "string", default: "soak", value: "NAME", help: "channel of the events" },
+    json: { type: "string", value: "FILE", help: "also write the report as JSON" },
   },
 });
 
-if (opts.help) {
-  console.log(
-    "usage: deno task soak [--clients N] [--duration S] [--rate EV/S] [--churn-every S]\n" +
-      "  [--reconnect-delay MS] [--ramp CONNS/S] [--procs K] [--report-every S] [--warmup S]\n" +
-      "  [--drain S] [--server-flag F]... [--port P] [--json FILE]",
-  );
-  Deno.exit(0);
-}
-
-function num(name: string, value: string | undefined, min = 0): number {
-  const n = Number(value);
-  if (value === undefined || !Number.isFinite(n) || n < min) {
+function num(name: string, value: number | undefined, min = 0): number {
+  if (value === undefined || !Number.isFinite(value) || value < min) {
     throw new RangeError(`--${name} must be a number >= ${min}: received ${value}`);
   }
-  return n;
+  return value;
 }
 
 const CLIENTS = Math.floor(num("clients", opts.clients, 1));

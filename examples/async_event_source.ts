@@ -27,8 +27,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { digestAuth, serve, UserStore } from "../mod.ts";
+import { cliFlags } from "../server/hub/mod.ts";
 
 /** Realm of the Digest challenge. */
 const REALM = "My app name";
@@ -41,32 +41,29 @@ function log(message: string): void {
   console.log(`${new Date().toISOString()} ${message}`);
 }
 
-function fail(message: string): never {
-  console.error(`async_event_source: ${message}`);
-  Deno.exit(2);
-}
-
 /** Milliseconds since the program started (Arduino's `millis()`). */
 function millis(): number {
   return Math.floor(performance.now());
 }
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8080" },
-    hostname: { type: "string", default: "0.0.0.0" },
-    interval: { type: "string", default: "5" },
+const { values: flags } = cliFlags({
+  name: "async_event_source",
+  usage: "deno run --allow-net examples/async_event_source.ts [flags]",
+  description: "The ESPAsyncWebServer AsyncEventSource sample on Sluice: an event source at " +
+    '/events behind Digest authentication (realm "My app name", user admin).',
+  flags: {
+    port: { type: "integer", default: 8080, max: 65535, help: "TCP port (0: any free port)" },
+    hostname: { type: "string", default: "0.0.0.0", help: "address to listen on" },
+    interval: {
+      type: "number",
+      default: 5,
+      min: 0.001,
+      help: "seconds between the events of the application's trigger",
+    },
   },
 });
-const port = Number(flags.port);
-if (!/^[0-9]+$/.test(flags.port) || port > 65535) {
-  fail(`--port must be an integer from 0 to 65535: received ${JSON.stringify(flags.port)}`);
-}
-const interval = Number(flags.interval);
-if (flags.interval.trim() === "" || !Number.isFinite(interval) || interval <= 0) {
-  fail(`--interval must be a positive number of seconds: received ${flags.interval}`);
-}
+const port = flags.port;
+const interval = flags.interval;
 
 const users = new UserStore()
   .addHash("admin", REALM, ADMIN_HA1_SHA256, "SHA-256")

@@ -35,45 +35,33 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type CloseReason, encodeEvent, MessageQueue, serve } from "../mod.ts";
+import { cliFlags } from "../server/hub/mod.ts";
 
 /** Longest forwarded line, in UTF-16 code units (ESP-IDF's `LOG_BUF_MAX_LINE_SIZE`). */
 const LOG_BUF_MAX_LINE_SIZE = 120;
 const TAG = "esp_idf_sse";
 
-function fail(message: string): never {
-  console.error(`${TAG}: ${message}`);
-  Deno.exit(2);
-}
-
-function intFlag(name: string, raw: string, min: number): number {
-  if (!/^[0-9]+$/.test(raw) || Number(raw) < min) {
-    fail(`--${name} must be an integer >= ${min}: received ${JSON.stringify(raw)}`);
-  }
-  return Number(raw);
-}
-
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8080" },
-    hostname: { type: "string", default: "0.0.0.0" },
-    "max-clients": { type: "string", default: "3" },
-    "queue-size": { type: "string", default: "16" },
-    tick: { type: "string", default: "5" },
-    stdin: { type: "boolean", default: false },
+const { values: flags } = cliFlags({
+  name: TAG,
+  usage: "deno run --allow-net examples/esp_idf_sse.ts [flags]",
+  description: "ESP-IDF's esp_http_server log streaming on Sluice: this program's log lines " +
+    "(and with --stdin the lines of standard input) go to every event stream at /sse.",
+  flags: {
+    port: { type: "integer", default: 8080, max: 65535, help: "TCP port (0: any free port)" },
+    hostname: { type: "string", default: "0.0.0.0", help: "address to listen on" },
+    "max-clients": { type: "integer", default: 3, min: 1, help: "most event streams at once" },
+    "queue-size": { type: "integer", default: 16, min: 1, help: "capacity of the log-line queue" },
+    tick: { type: "number", default: 5, help: "seconds between status lines (0: off)" },
+    stdin: { type: "boolean", help: "also forward the lines read from standard input" },
   },
 });
-const port = intFlag("port", flags.port, 0);
+const port = flags.port;
 /** Most event streams at once. */
-const MAX_SSE_CLIENTS = intFlag("max-clients", flags["max-clients"], 1);
+const MAX_SSE_CLIENTS = flags["max-clients"];
 /** Capacity of the log-line queue. */
-const LOG_QUEUE_SIZE = intFlag("queue-size", flags["queue-size"], 1);
-const tickSeconds = Number(flags.tick);
-if (flags.tick.trim() === "" || !Number.isFinite(tickSeconds) || tickSeconds < 0) {
-  fail(`--tick must be a number of seconds >= 0 (0: off): received ${flags.tick}`);
-}
+const LOG_QUEUE_SIZE = flags["queue-size"];
+const tickSeconds = flags.tick;
 
 /** Milliseconds since the program started (ESP-IDF's log timestamp). */
 function millis(): number {

@@ -55,9 +55,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type Client, type HttpRequest, type HttpResponse, type PeerAddr, serve } from "../mod.ts";
-import { DemoSensors, type SensorChange, sensorStateJson } from "../server/hub/mod.ts";
+import { cliFlags, DemoSensors, type SensorChange, sensorStateJson } from "../server/hub/mod.ts";
 
 /** Number of channels, hence of subscribed clients. */
 const SSE_MAX_CHANNELS = 8;
@@ -67,34 +66,36 @@ function log(message: string): void {
   console.log(`${new Date().toISOString()} ${message}`);
 }
 
-function fail(message: string): never {
-  console.error(`rest_subscribe: ${message}`);
-  Deno.exit(2);
-}
-
-function numberFlag(name: string, raw: string, min: number): number {
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || n < min) {
-    fail(`--${name} must be a number >= ${min}: received ${JSON.stringify(raw)}`);
-  }
-  return n;
-}
-
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8080" },
-    hostname: { type: "string", default: "0.0.0.0" },
-    keepalive: { type: "string", default: "30" },
-    "sensor-min": { type: "string", default: "10" },
-    "sensor-max": { type: "string", default: "30" },
+const { values: flags } = cliFlags({
+  name: "rest_subscribe",
+  usage: "deno run --allow-net examples/rest_subscribe.ts [flags]",
+  description: "ESP8266WebServer's ServerSentEvents.ino on Sluice: GET /rest/events/subscribe " +
+    "allocates a channel to the caller's IP address, GET /rest/events/<n> streams two simulated " +
+    "sensors' changes to it, with a KEEP-ALIVE event every --keepalive seconds.",
+  flags: {
+    port: { type: "integer", default: 8080, max: 65535, help: "TCP port (0: any free port)" },
+    hostname: { type: "string", default: "0.0.0.0", help: "address to listen on" },
+    keepalive: {
+      type: "number",
+      default: 30,
+      min: 0.001,
+      help: "seconds between KEEP-ALIVE events and removal of gone clients",
+    },
+    "sensor-min": { type: "number", default: 10, help: "shortest seconds between sensor updates" },
+    "sensor-max": { type: "number", default: 30, help: "longest seconds between sensor updates" },
   },
 });
-const port = numberFlag("port", flags.port, 0);
-if (!Number.isInteger(port)) fail(`--port must be an integer: received ${flags.port}`);
-const keepAliveSeconds = numberFlag("keepalive", flags.keepalive, 0.001);
-const sensorMin = numberFlag("sensor-min", flags["sensor-min"], 0);
-const sensorMax = numberFlag("sensor-max", flags["sensor-max"], sensorMin);
+const port = flags.port;
+const keepAliveSeconds = flags.keepalive;
+const sensorMin = flags["sensor-min"];
+const sensorMax = flags["sensor-max"];
+if (sensorMax < sensorMin) {
+  console.error(
+    `rest_subscribe: --sensor-max must be >= --sensor-min (${sensorMin}): received ${sensorMax}; ` +
+      "run with --help for usage",
+  );
+  Deno.exit(2);
+}
 
 /** One registered client: the original's `SSESubscription`. */
 interface Subscription {

@@ -52,3 +52,15 @@ export {
 } from "./memory_reclaim.ts";
 export { createLineLogger, type LineLogger, type LineLoggerOptions } from "./line_logger.ts";
 export { parseUserFlag } from "../middleware/users.ts";
+export {
+  cliFlags,
+  type CliSpec,
+  FLAG_ERROR_HINT,
+  FlagError,
+  type FlagSpec,
+  type FlagType,
+  type FlagValues,
+  type ParsedFlags,
+  parseFlags,
+  usageText,
+} from "./cli_flags.ts";

@@ -13,7 +13,13 @@
  * @module
  */
 
-import { type Browser, chromium } from "playwright-core";
+// Pinned here, not in deno.json's imports: `deno task start` installs every npm package of the
+// import map, and only the browser tests need this one.
+// deno-lint-ignore no-import-prefix
+import { type Browser, chromium, type Page } from "npm:playwright-core@1.65.1";
+
+/** A browser tab, for tests that take one from {@linkcode launchBrowser}. */
+export type { Page };
 
 /** Path of the Chromium binary that browser tests run. */
 export const CHROMIUM_PATH = "/usr/bin/chromium";

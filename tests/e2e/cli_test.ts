@@ -268,3 +268,59 @@ Deno.test("SIGTERM ends the streams and exits 0", async () => {
   assert.ok(proc.lines.some((l) => / shutting down signal="SIGTERM"/.test(l)));
   assert.ok(proc.lines.some((l) => / stream closed .*reason="shutdown"/.test(l)));
 });
+
+Deno.test("--subscribe-token alone implies --auth bearer, logs it, and the token is required", async () => {
+  const { proc, port } = await startCli(["--subscribe-token", "t0k"]);
+  await using _hub = proc;
+  await proc.line(/ INFO +implied --auth bearer by --subscribe-token$/);
+  const refused = await within(RawClient.stream(port, "/events/a"), "stream without token");
+  await using _r = refused.client;
+  assert.equal(refused.head.status, 401);
+  const admitted = await within(
+    RawClient.stream(port, "/events/a", { Authorization: "Bearer t0k" }),
+    "stream with token",
+  );
+  await using _a = admitted.client;
+  assert.equal(admitted.head.status, 200);
+  assert.equal(admitted.head.headers.get("content-type"), "text/event-stream");
+});
+
+Deno.test("--demo-min-interval implies --demo, logs it, and the sensors publish", async () => {
+  const { proc, port } = await startCli([
+    "--demo-min-interval",
+    "0.05",
+    "--demo-max-interval",
+    "0.1",
+  ]);
+  await using _hub = proc;
+  await proc.line(/ INFO +implied --demo by --demo-min-interval$/);
+  const { client, head, parser } = await within(
+    RawClient.stream(port, "/events/sensors"),
+    "stream",
+  );
+  await using _c = client;
+  assert.equal(head.status, 200);
+  await within(client.readEvents(parser, 1), "a sensor event");
+  assert.match(parser.events[0].data, /"sensor/);
+});
+
+Deno.test("flags that cannot go together exit 2 with one line naming both", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--auth", "basic", "--user", "a:b", "--subscribe-token", "t0k"],
+      /--subscribe-token conflicts with --auth basic/,
+    ],
+    [["--subscribe-token", "t0k", "--user", "a:b"], /--subscribe-token conflicts with --user/],
+    [["--auth", "bearer", "--users-file", "/x"], /--users-file conflicts with --auth bearer/],
+  ];
+  await Promise.all(cases.map(async ([args, re]) => {
+    const proc = Proc.cli(args);
+    const status = await proc.done();
+    assert.equal(status.code, 2, args.join(" "));
+    assert.match(proc.stderr, re);
+    assert.equal(proc.stderr.trim().split("\n").length, 1, proc.stderr);
+  }));
+  const proc = Proc.cli(["--demo-min-interval", "2"], { SLUICE_DEMO: "0" });
+  assert.equal((await proc.done()).code, 2);
+  assert.match(proc.stderr, /--demo-min-interval conflicts with SLUICE_DEMO=0/);
+});

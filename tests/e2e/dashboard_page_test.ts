@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import { loadStaticAssets, type StaticAsset } from "../../server/hub/static_assets.ts";
-import { browserAvailable, launchBrowser } from "../_util/browser.ts";
+import { browserAvailable, launchBrowser, type Page } from "../_util/browser.ts";
 
 // Drives server/static (the hub's dashboard) in Chromium against a fake hub: a raw
 // Deno.listen server that serves the assets and scripted SSE streams.
