@@ -1,8 +1,8 @@
 /**
- * The hub's dashboard files (`server/static/`), loaded into memory once.
+ * The hub's dashboard files (`server/hub/static/`), loaded into memory once.
  *
  * Every file is read through a literal `new URL("./static/…", import.meta.url)`
- * so `deno compile --include server/static` embeds them in a binary.
+ * so `deno compile --include server/hub/static` embeds them in a binary.
  *
  * @module
  */
@@ -26,8 +26,8 @@ const CSS = "text/css; charset=utf-8";
  *
  * @returns A map from URL path to asset.
  * @throws {Deno.errors.NotFound} When a file is missing (for example a
- * compiled binary built without `--include server/static`).
- * @throws {Deno.errors.NotCapable} Without read permission for `server/static`.
+ * compiled binary built without `--include server/hub/static`).
+ * @throws {Deno.errors.NotCapable} Without read permission for `server/hub/static`.
  *
  * @example
  * ```ts
