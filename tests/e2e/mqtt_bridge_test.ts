@@ -321,3 +321,26 @@ Deno.test({
   assert.equal(bridge.stats.reconnects, reconnects);
   assert.equal(bridge.stats.connected, false);
 });
+
+Deno.test({
+  name: "an outage longer than the keep-alive reconnects without losing or reordering messages",
+  ...mqttTest,
+}, async () => {
+  await using broker = await Mosquitto.start();
+  const log = new EventLog();
+  // While a withheld message stalls the connection, keep-alive answers wait
+  // behind it, so the client times out and reconnects; the broker then
+  // redelivers the withheld message on the new connection.
+  await using bridge = await startBridge(broker, log, { keepaliveSeconds: 1 });
+  await waitFor("subscribed", () => bridge.stats.subscribed);
+  log.failing = true;
+  for (let i = 1; i <= 4; i++) await broker.pub("k/a", `m${i}`, { qos: 1 });
+  await waitFor("a reconnect during the outage", () => bridge.stats.reconnects >= 1);
+  await waitFor("a redelivery", () => bridge.stats.redelivered >= 1);
+  log.failing = false;
+  await waitFor("all", () => log.events.length === 4);
+  assert.deepEqual(log.data(), ["m1", "m2", "m3", "m4"]);
+  await broker.pub("k/a", "after", { qos: 1 });
+  await waitFor("after", () => log.events.length === 5);
+  assert.equal(log.data()[4], "after");
+});
