@@ -344,3 +344,67 @@ Deno.test({
   await waitFor("after", () => log.events.length === 5);
   assert.equal(log.data()[4], "after");
 });
+
+async function runSim(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "examples/mqtt_device_sim.ts",
+      ...args,
+    ],
+    cwd: new URL("../..", import.meta.url).pathname,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "the device simulator's sensor states reach the bridge as the demo's JSON",
+  ...mqttTest,
+}, async () => {
+  await using broker = await Mosquitto.start();
+  const log = new EventLog();
+  await using bridge = await startBridge(broker, log, { topics: ["sensors/+/state"] });
+  await waitFor("subscribed", () => bridge.stats.subscribed);
+  const sim = await runSim([
+    "--broker",
+    broker.url,
+    "--devices",
+    "2",
+    "--interval",
+    "0.02",
+    "--count",
+    "6",
+  ]);
+  assert.equal(sim.code, 0, sim.stderr);
+  assert.equal(sim.stdout.trim().split("\n").length, 6);
+  await waitFor("six states", () => log.events.length === 6);
+  const channels = new Set(log.events.map((e) => e.channel));
+  assert.deepEqual([...channels].sort(), ["sensors/d01/state", "sensors/d02/state"]);
+  for (const e of log.events) {
+    const json = JSON.parse(e.data);
+    assert.equal(json.TYPE, "STATE");
+    const [sensor, ...rest] = Object.keys(json).filter((k) => k !== "TYPE");
+    assert.deepEqual(rest, []);
+    assert.match(sensor, /^sensor[AB]$/);
+    assert.deepEqual(Object.keys(json[sensor]), ["state", "prevState"]);
+    assert.ok(sim.stdout.includes(`${e.channel} ${e.data}`));
+  }
+});
+
+Deno.test("the device simulator answers --help with its usage and an unknown flag with exit 2", async () => {
+  const help = await runSim(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: mqtt_device_sim/);
+  assert.match(help.stdout, /--broker URL/);
+  const bad = await runSim(["--colour", "red"]);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr.trim().split("\n").length, 1);
+  assert.match(bad.stderr, /--colour.*try --help/);
+});
