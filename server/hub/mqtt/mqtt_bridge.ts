@@ -176,6 +176,9 @@ export class MqttBridge implements AsyncDisposable {
     const o = resolveMqttBridgeOptions(options);
     let mqtt: MqttModule;
     try {
+      // A specifier Deno cannot analyze ahead of time: with a literal one it
+      // fetches the package when the hub starts, bridge or not. Publishing
+      // warns about it; the npm: specifier needs no import map.
       mqtt = await import(MQTT_CLIENT_SPECIFIER as string) as MqttModule;
     } catch (err) {
       throw new Error(
