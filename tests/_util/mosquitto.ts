@@ -25,6 +25,12 @@ export interface MosquittoOptions {
    * @default {undefined} (anonymous clients allowed)
    */
   users?: Readonly<Record<string, string>>;
+  /**
+   * Serve MQTT over TLS with this certificate and key (PEM files); the URL
+   * becomes `mqtts://` and {@linkcode Mosquitto.pub} trusts the certificate.
+   * @default {undefined} (plain TCP)
+   */
+  tls?: { readonly certFile: string; readonly keyFile: string };
   /** Extra config lines (e.g. `max_inflight_messages 4`). @default {[]} */
   config?: readonly string[];
   /** Milliseconds to wait for the broker to accept connections. @default {15000} */
@@ -101,13 +107,15 @@ export class Mosquitto implements AsyncDisposable {
   /** Its temporary directory: config, password file, persistence, log. */
   readonly dir: string;
   readonly #readyTimeoutMs: number;
+  readonly #caFile: string | undefined;
   #child: Deno.ChildProcess | undefined;
   #disposed = false;
 
-  private constructor(port: number, dir: string, readyTimeoutMs: number) {
+  private constructor(port: number, dir: string, readyTimeoutMs: number, caFile?: string) {
     this.port = port;
     this.dir = dir;
     this.#readyTimeoutMs = readyTimeoutMs;
+    this.#caFile = caFile;
   }
 
   /**
@@ -122,6 +130,9 @@ export class Mosquitto implements AsyncDisposable {
     const port = freePort();
     const lines = [
       `listener ${port} 127.0.0.1`,
+      ...(options.tls
+        ? [`certfile ${options.tls.certFile}`, `keyfile ${options.tls.keyFile}`]
+        : []),
       // Tests run as root: without this the broker drops to user "mosquitto",
       // which cannot write to the temporary directory.
       "user root",
@@ -144,7 +155,12 @@ export class Mosquitto implements AsyncDisposable {
     }
     lines.push(...(options.config ?? []));
     await Deno.writeTextFile(`${dir}/mosquitto.conf`, lines.join("\n") + "\n");
-    const broker = new Mosquitto(port, dir, options.readyTimeoutMs ?? 15_000);
+    const broker = new Mosquitto(
+      port,
+      dir,
+      options.readyTimeoutMs ?? 15_000,
+      options.tls?.certFile,
+    );
     try {
       await broker.#spawn();
     } catch (err) {
@@ -154,9 +170,9 @@ export class Mosquitto implements AsyncDisposable {
     return broker;
   }
 
-  /** The broker's URL, e.g. `mqtt://127.0.0.1:41234`. */
+  /** The broker's URL, e.g. `mqtt://127.0.0.1:41234` (`mqtts://` with TLS). */
   get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `${this.#caFile ? "mqtts" : "mqtt"}://127.0.0.1:${this.port}`;
   }
 
   /** Whether the broker process is running. */
@@ -222,6 +238,7 @@ export class Mosquitto implements AsyncDisposable {
     const args = ["-h", "127.0.0.1", "-p", String(this.port), "-t", topic];
     args.push("-q", String(options.qos ?? 0));
     if (options.retain) args.push("-r");
+    if (this.#caFile) args.push("--cafile", this.#caFile);
     if (options.user !== undefined) args.push("-u", options.user);
     if (options.password !== undefined) args.push("-P", options.password);
     if (typeof payload === "string") {

@@ -408,3 +408,61 @@ Deno.test("the device simulator answers --help with its usage and an unknown fla
   assert.equal(bad.stderr.trim().split("\n").length, 1);
   assert.match(bad.stderr, /--colour.*try --help/);
 });
+
+async function selfSignedCertificate(dir: string): Promise<{ certFile: string; keyFile: string }> {
+  const certFile = `${dir}/cert.pem`;
+  const keyFile = `${dir}/key.pem`;
+  const out = await new Deno.Command("openssl", {
+    args: [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+      ...["-days", "2", "-subj", "/CN=localhost"],
+      ...["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+      // A leaf, not a CA: rustls refuses a CA certificate as the server's.
+      ...["-addext", "basicConstraints=critical,CA:FALSE"],
+      ...["-keyout", keyFile, "-out", certFile],
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return { certFile, keyFile };
+}
+
+const hasOpenssl = (() => {
+  try {
+    return Deno.statSync("/usr/bin/openssl").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "bridge over mqtts:// trusts the given CA and publishes what arrives",
+  ...mqttTest,
+  ignore: ignore || !hasOpenssl,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sluice_mqtts_" });
+  try {
+    const tls = await selfSignedCertificate(dir);
+    // Mosquitto runs as root here and reads the key itself.
+    await using broker = await Mosquitto.start({ tls });
+    assert.match(broker.url, /^mqtts:\/\//);
+    {
+      // Without the CA the certificate is not trusted: errors, retries, no crash.
+      await using untrusted = await startBridge(broker, new EventLog());
+      await waitFor("a refused handshake", () => untrusted.stats.reconnects >= 1);
+      assert.equal(untrusted.stats.connected, false);
+      assert.ok(untrusted.stats.lastError !== null);
+    }
+    const log = new EventLog();
+    await using bridge = await startBridge(broker, log, {
+      ca: await Deno.readTextFile(tls.certFile),
+    });
+    await waitFor("subscribed", () => bridge.stats.subscribed);
+    await broker.pub("secure/x", "over tls", { qos: 1 });
+    await waitFor("message", () => log.events.length === 1);
+    assert.deepEqual(log.events[0], { channel: "secure/x", data: "over tls", retained: false });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
