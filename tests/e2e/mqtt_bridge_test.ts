@@ -466,3 +466,24 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "with MQTT 3.1.1 the session persists too and withheld messages come back in order",
+  ...mqttTest,
+}, async () => {
+  await using broker = await Mosquitto.start();
+  const clientId = `test-v4-${Deno.pid}`;
+  const failing = new EventLog();
+  failing.failing = true;
+  {
+    await using bridge = await startBridge(broker, failing, { clientId, protocolVersion: 4 });
+    await waitFor("subscribed", () => bridge.stats.subscribed);
+    for (let i = 1; i <= 3; i++) await broker.pub("v4/a", `m${i}`, { qos: 1, retain: i === 3 });
+    await waitFor("withheld", () => bridge.stats.acksWithheld === 1);
+  }
+  const log = new EventLog();
+  await using bridge = await startBridge(broker, log, { clientId, protocolVersion: 4 });
+  await waitFor("three messages", () => log.events.length === 3);
+  assert.deepEqual(log.data(), ["m1", "m2", "m3"]);
+  assert.ok(bridge.stats.redelivered >= 1);
+});

@@ -273,13 +273,17 @@ export class MqttBridge implements AsyncDisposable {
     const sessionPresent = connack.sessionPresent === true;
     this.#log("info", "mqtt bridge connected", { sessionPresent });
     // A session that lost its subscriptions (broker without persistence, or
-    // an expired session) is subscribed again; so is a bridge's first
-    // connection, in case the topic list changed since the session was made.
-    if (sessionPresent && this.#subscribedOnce) {
+    // an expired session) is subscribed again. With MQTT 5 so is a bridge's
+    // first connection, in case the topic list changed since the session was
+    // made: Retain Handling 1 keeps the broker from resending retained
+    // messages for subscriptions it already had. MQTT 3.1.1 has no such
+    // option, and a repeated subscription would record them again.
+    const v5 = this.#o.protocolVersion === 5;
+    if (sessionPresent && (this.#subscribedOnce || !v5)) {
+      this.#subscribedOnce = true;
       this.#subscribed = true;
       return;
     }
-    const v5 = this.#o.protocolVersion === 5;
     const subs: Record<string, { qos: 1; rh?: 1 }> = {};
     // MQTT 5 Retain Handling 1: retained messages only for a new subscription.
     for (const t of this.#o.topics) subs[t] = v5 ? { qos: 1, rh: 1 } : { qos: 1 };
