@@ -20,66 +20,37 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { sensorStateJson } from "../mod.ts";
+import { cliFlags, sensorStateJson } from "../server/hub/mod.ts";
 
 const MQTT = "npm:mqtt@5.16.0";
 
-const USAGE = `Usage: mqtt_device_sim [options]
-
-Publishes simulated sensor states over MQTT (QoS 1, retained).
-
-Options:
-  --broker URL     mqtt://[user:pass@]host[:port] or mqtts://... (default mqtt://127.0.0.1:1883)
-  --devices N      number of devices, 1-99 (default 2)
-  --interval S     seconds between two messages of one device (default 1)
-  --count N        stop after N messages in all; 0 runs forever (default 0)
-  --help           show this help
-`;
+const { values: flags } = cliFlags({
+  name: "mqtt_device_sim",
+  usage: "deno run -A examples/mqtt_device_sim.ts [flags]",
+  description: "Publishes simulated sensor states over MQTT (QoS 1, retained), as the seed " +
+    'sketches did over SSE: {"TYPE":"STATE","sensorA":{"state":N,"prevState":M}}.',
+  flags: {
+    broker: {
+      type: "string",
+      default: "mqtt://127.0.0.1:1883",
+      help: "mqtt://[user:pass@]host[:port] or mqtts://...",
+    },
+    devices: { type: "integer", default: 2, min: 1, max: 99, help: "number of devices" },
+    interval: { type: "number", default: 1, help: "seconds between two messages of one device" },
+    count: { type: "integer", default: 0, min: 0, help: "stop after N messages in all; 0: never" },
+  },
+});
 
 function fail(message: string): never {
-  console.error(`mqtt_device_sim: ${message} (try --help)`);
+  console.error(`mqtt_device_sim: ${message}; run with --help for usage`);
   Deno.exit(2);
 }
 
-function parseFlags() {
-  try {
-    return parseArgs({
-      args: Deno.args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        broker: { type: "string", default: "mqtt://127.0.0.1:1883" },
-        devices: { type: "string", default: "2" },
-        interval: { type: "string", default: "1" },
-        count: { type: "string", default: "0" },
-        help: { type: "boolean", default: false },
-      },
-    }).values;
-  } catch (err) {
-    // parseArgs explains at length; the first sentence says what was wrong.
-    fail(String((err as Error).message).split(". ")[0]);
-  }
-}
-
-function intFlag(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) {
-    fail(`--${name} must be an integer from ${min} to ${max}: received ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-const flags = parseFlags();
-if (flags.help) {
-  console.log(USAGE.trimEnd());
-  Deno.exit(0);
-}
-const devices = intFlag("devices", flags.devices, 1, 99);
-const count = intFlag("count", flags.count, 0, Number.MAX_SAFE_INTEGER);
-const intervalS = Number(flags.interval);
-if (!Number.isFinite(intervalS) || intervalS <= 0 || intervalS > 86_400) {
-  fail(`--interval must be seconds, more than 0: received ${JSON.stringify(flags.interval)}`);
+const devices = flags.devices;
+const count = flags.count;
+const intervalS = flags.interval;
+if (!(intervalS > 0 && intervalS <= 86_400)) {
+  fail(`--interval must be seconds, more than 0: received ${intervalS}`);
 }
 if (!/^mqtts?:\/\/[^/]+\/?$/.test(flags.broker)) {
   fail(`--broker must be mqtt://[user:pass@]host[:port] or mqtts://...: received ${flags.broker}`);

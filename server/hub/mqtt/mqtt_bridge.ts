@@ -21,10 +21,13 @@ import {
 /** The exact MQTT.js release the bridge loads. */
 export const MQTT_CLIENT_SPECIFIER = "npm:mqtt@5.16.0";
 
-type MqttModule = typeof import("npm:mqtt@5.16.0");
-type MqttClient = import("npm:mqtt@5.16.0").MqttClient;
-type PublishPacket = import("npm:mqtt@5.16.0").IPublishPacket;
-type ConnackPacket = import("npm:mqtt@5.16.0").IConnackPacket;
+/** The module that re-exports the client (see `_mqtt_client.ts`), loaded on start. */
+const CLIENT_MODULE = new URL("./_mqtt_client.ts", import.meta.url).href;
+
+type MqttModule = typeof import("./_mqtt_client.ts");
+type MqttClient = import("./_mqtt_client.ts").MqttClient;
+type PublishPacket = import("./_mqtt_client.ts").IPublishPacket;
+type ConnackPacket = import("./_mqtt_client.ts").IConnackPacket;
 
 // Reason codes of a CONNACK that refuses credentials: MQTT 3.1.1 (4 bad user
 // name or password, 5 not authorized) and MQTT 5 (134, 135).
@@ -177,9 +180,8 @@ export class MqttBridge implements AsyncDisposable {
     let mqtt: MqttModule;
     try {
       // A specifier Deno cannot analyze ahead of time: with a literal one it
-      // fetches the package when the hub starts, bridge or not. Publishing
-      // warns about it; the npm: specifier needs no import map.
-      mqtt = await import(MQTT_CLIENT_SPECIFIER as string) as MqttModule;
+      // fetches the package when the hub starts, bridge or not.
+      mqtt = await import(CLIENT_MODULE) as MqttModule;
     } catch (err) {
       throw new Error(
         `cannot load the MQTT client ${MQTT_CLIENT_SPECIFIER}: ${(err as Error).message}`,

@@ -4,7 +4,7 @@ import {
   MqttBridge,
   type MqttBridgeOptions,
   parseBrokerUrl,
-} from "../../server/hub/mqtt/mod.ts";
+} from "../../../server/hub/mqtt/mod.ts";
 
 const publish = () => Promise.resolve("1");
 
@@ -94,7 +94,7 @@ Deno.test("DEFAULT_MQTT_BRIDGE_OPTIONS subscribes to everything with a 64 KiB pa
 Deno.test("the bridge's entry point loads no npm package: a hub without --mqtt starts offline", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sluice_offline_" });
   try {
-    const mod = new URL("../../server/hub/mqtt/mod.ts", import.meta.url).href;
+    const mod = new URL("../../../server/hub/mqtt/mod.ts", import.meta.url).href;
     const code = `const m = await import(${JSON.stringify(mod)});
       console.log(typeof m.MqttBridge.start, m.MQTT_CLIENT_SPECIFIER);`;
     const out = await new Deno.Command(Deno.execPath(), {

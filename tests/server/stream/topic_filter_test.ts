@@ -7,7 +7,7 @@ import {
   TopicFilterError,
   topicMatches,
   topicToChannel,
-} from "../../server/stream/topic_filter.ts";
+} from "../../../server/stream/topic_filter.ts";
 
 const GOOD = [
   "news",
