@@ -39,6 +39,18 @@ export {
   type SendOptions,
 } from "./server/stream/event_source.ts";
 export { CHANNEL_NAME_RE, checkChannelName } from "./server/stream/channel_name.ts";
+export {
+  isChannelName,
+  MAX_CHANNEL_LEVEL_LENGTH,
+  MAX_CHANNEL_LEVELS,
+  MAX_CHANNEL_NAME_LENGTH,
+  parseTopicFilter,
+  type TopicFilter,
+  TopicFilterError,
+  topicMatches,
+  topicToChannel,
+} from "./server/stream/topic_filter.ts";
+export { MAX_REWIND } from "./server/stream/stream_opener.ts";
 export { multiChannelEventName } from "./server/stream/channel_tag.ts";
 export type {
   ConnectionCloseReason,
@@ -83,6 +95,7 @@ export {
   type HistoryStore,
   type MaybePromise,
   MemoryHistory,
+  type SinceOptions,
   type StoredEvent,
 } from "./queue/history.ts";
 export {

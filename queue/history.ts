@@ -103,9 +103,31 @@ export interface HistoryStore {
    * @param lastId The client's `Last-Event-ID`.
    * @returns The events, whether some are missing, and the bounds.
    */
-  since(channels: readonly string[], lastId?: string): MaybePromise<HistoryReplay>;
+  since(
+    channels: readonly string[],
+    lastId?: string,
+    options?: SinceOptions,
+  ): MaybePromise<HistoryReplay>;
+  /**
+   * The channels with retained events (optional): lets a stream that follows
+   * a topic filter (`sensors/+/temp`) replay every matching channel.
+   *
+   * @returns The channel names (history keys).
+   */
+  channels?(): MaybePromise<readonly string[]>;
   /** Releases the store (closes files and connections). Idempotent. */
   close(): MaybePromise<void>;
+}
+
+/** Options of {@linkcode HistoryStore.since}. */
+export interface SinceOptions {
+  /**
+   * With no `lastId`: the last this-many retained events of each channel,
+   * merged in publication order (`?rewind=N`: current values first), with no
+   * gap. Ignored when `lastId` is given.
+   * @default {0}
+   */
+  readonly last?: number;
 }
 
 /**
@@ -326,7 +348,7 @@ export class MemoryHistory implements HistoryStore {
   }
 
   /** Number of channels with retained events. */
-  get channels(): number {
+  get channelCount(): number {
     return this.#channels.size;
   }
 
@@ -379,9 +401,10 @@ export class MemoryHistory implements HistoryStore {
    *
    * @param channels The channels of a stream.
    * @param lastId The client's `Last-Event-ID`.
+   * @param options `last`: the newest events of each channel, without `lastId`.
    * @returns The events, whether some are missing, and the bounds.
    */
-  since(channels: readonly string[], lastId?: string): HistoryReplay {
+  since(channels: readonly string[], lastId?: string, options: SinceOptions = {}): HistoryReplay {
     const logs: ChannelLog[] = [];
     for (const ch of channels) {
       const log = this.#channels.get(ch);
@@ -396,7 +419,15 @@ export class MemoryHistory implements HistoryStore {
       if (l !== undefined && (latest === undefined || l.seq > latest.seq)) latest = l;
     }
     const bounds = { earliest: earliest?.id ?? null, latest: latest?.id ?? null };
-    if (lastId === undefined) return { events: [], gap: false, ...bounds };
+    if (lastId === undefined) {
+      const last = options.last ?? 0;
+      const events = last > 0
+        ? mergeBySeq(
+          logs.map((log) => log.entries.slice(Math.max(log.head, log.entries.length - last))),
+        )
+        : [];
+      return { events, gap: false, ...bounds };
+    }
     let from = -1;
     for (const log of logs) {
       const at = log.byId.get(lastId);
@@ -405,6 +436,15 @@ export class MemoryHistory implements HistoryStore {
     const gap = from < 0 || logs.some((log) => log.evictedSeq > from);
     const events = mergeBySeq(logs.map((log) => log.after(Math.max(from, 0))));
     return { events, gap, ...bounds };
+  }
+
+  /**
+   * The channels with retained events.
+   *
+   * @returns Their names.
+   */
+  channels(): string[] {
+    return [...this.#channels.keys()];
   }
 
   /** Forgets every event. */

@@ -18,6 +18,7 @@ import {
   type HistoryOptions,
   type HistoryReplay,
   type HistoryStore,
+  type SinceOptions,
   type StoredEvent,
 } from "./history.ts";
 
@@ -143,6 +144,7 @@ export class SqliteHistory implements HistoryStore, Disposable {
   readonly #findSeq: StatementSync;
   readonly #after: StatementSync;
   readonly #idAt: StatementSync;
+  readonly #newest: StatementSync;
   #closed = false;
 
   /**
@@ -195,6 +197,10 @@ export class SqliteHistory implements HistoryStore, Disposable {
         "SELECT seq, channel, id, bytes FROM events WHERE channel = ? AND seq > ? ORDER BY seq",
       );
       this.#idAt = db.prepare("SELECT id FROM events WHERE seq = ?");
+      this.#newest = db.prepare(
+        "SELECT * FROM (SELECT seq, channel, id, bytes FROM events WHERE channel = ? " +
+          "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+      );
       this.#ids = new EventIdSequence(options.firstId ?? clockFloorId());
       this.#load();
     } catch (err) {
@@ -320,10 +326,11 @@ export class SqliteHistory implements HistoryStore, Disposable {
    *
    * @param channels The channels of a stream.
    * @param lastId The client's `Last-Event-ID`.
+   * @param options `last`: the newest events of each channel, without `lastId`.
    * @returns The events, whether some are missing, and the bounds.
    * @throws {Error} When the store is closed.
    */
-  since(channels: readonly string[], lastId?: string): HistoryReplay {
+  since(channels: readonly string[], lastId?: string, options: SinceOptions = {}): HistoryReplay {
     if (this.#closed) throw new Error("history store is closed");
     const names = [...new Set(channels)].filter((c) => this.#channels.has(c));
     let earliest: { seq: number; ch: ChannelIndex } | undefined;
@@ -340,7 +347,13 @@ export class SqliteHistory implements HistoryStore, Disposable {
       earliest: earliest === undefined ? null : this.#firstIdOf(earliest.ch),
       latest: latest?.ch.lastId ?? null,
     };
-    if (lastId === undefined) return { events: [], gap: false, ...bounds };
+    if (lastId === undefined) {
+      const last = options.last ?? 0;
+      const events: SeqEvent[] = last > 0
+        ? mergeBySeq(names.map((n) => this.#newest.all(n, last) as unknown as Row[]))
+        : [];
+      return { events, gap: false, ...bounds };
+    }
     let from = -1;
     for (const name of names) {
       const row = this.#findSeq.get(name, lastId) as { seq: number } | undefined;
@@ -359,6 +372,15 @@ export class SqliteHistory implements HistoryStore, Disposable {
       ch.firstId = row?.id ?? null;
     }
     return ch.firstId;
+  }
+
+  /**
+   * The channels with retained events.
+   *
+   * @returns Their names.
+   */
+  channels(): string[] {
+    return [...this.#channels].filter(([, ch]) => ch.size > 0).map(([name]) => name);
   }
 
   /** Closes the database (checkpointing the log). Idempotent. */

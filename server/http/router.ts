@@ -1,6 +1,8 @@
 /**
  * Routing: method + path pattern → handler. Patterns are literal paths with
- * optional `:name` segments that match one non-empty segment each.
+ * optional `:name` segments that match one non-empty segment each, and an
+ * optional last `:name*` segment that matches the rest of the path (one or
+ * more segments, joined with `/`, not empty).
  *
  * @module
  */
@@ -61,11 +63,14 @@ export class Router<T> {
       );
     }
     const segments = split(pattern);
-    for (const s of segments) {
-      if (s.startsWith(":") && !/^:[A-Za-z_][A-Za-z0-9_]*$/.test(s)) {
+    segments.forEach((s, i) => {
+      if (s.startsWith(":") && !/^:[A-Za-z_][A-Za-z0-9_]*\*?$/.test(s)) {
         throw new RoutePatternError(`invalid parameter segment ${JSON.stringify(s)} in ${pattern}`);
       }
-    }
+      if (s.endsWith("*") && i !== segments.length - 1) {
+        throw new RoutePatternError(`a :name* segment must come last in ${pattern}`);
+      }
+    });
     let entry = this.#entries.find((e) => e.pattern === pattern);
     if (entry === undefined) {
       entry = { pattern, segments, byMethod: new Map() };
@@ -114,10 +119,18 @@ export class Router<T> {
 }
 
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
-  if (pattern.length !== parts.length) return undefined;
+  const rest = pattern.length > 0 && pattern[pattern.length - 1].endsWith("*");
+  if (rest ? parts.length < pattern.length : pattern.length !== parts.length) return undefined;
   const params: Record<string, string> = {};
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i];
+    if (rest && i === pattern.length - 1) {
+      // `:name*`: the rest of the path, not empty (its handler checks the rest).
+      const tail = parts.slice(i).join("/");
+      if (tail === "") return undefined;
+      params[p.slice(1, -1)] = tail;
+      return params;
+    }
     if (p.startsWith(":")) {
       if (parts[i] === "") return undefined;
       params[p.slice(1)] = parts[i];

@@ -16,7 +16,7 @@ import { DemoSensors, type DemoSensorsOptions, sensorStateJson } from "./demo_se
 import { type EventSource, PublishRejectedError } from "../stream/event_source.ts";
 import { checkChannelName } from "../stream/channel_name.ts";
 import { countAuthFailures, publisherAuth } from "./hub_auth.ts";
-import { channelsFromQuery, DEFAULT_MAX_CHANNELS } from "./channels.ts";
+import { DEFAULT_MAX_CHANNELS, selectionFromQuery } from "./channels.ts";
 import { prometheusText, statusObject } from "../metrics.ts";
 import { DEFAULT_PUBLISH_API_OPTIONS, parsePublishRequest } from "./publish_api.ts";
 import { serve, type SluiceServer } from "../server.ts";
@@ -160,11 +160,11 @@ export function startHub(options: HubOptions = {}): Hub {
   if (corsMiddleware) server.use(corsMiddleware);
   // One source at both paths: a channel's events are encoded, recorded and
   // queued once, and multi-channel streams read the same records, tagged.
-  const events = server.eventSource(["/events/:channel", "/events"], {
+  const events = server.eventSource(["/events/:channel*", "/events"], {
     middleware: auth,
     channels: (req) =>
       req.params.channel === undefined
-        ? { channels: channelsFromQuery(req.query, maxChannels), tagged: true }
+        ? selectionFromQuery(req.query, maxChannels)
         : { channels: [checkChannelName(req.params.channel)] },
   });
 
@@ -174,7 +174,7 @@ export function startHub(options: HubOptions = {}): Hub {
   // The publish API: publisher auth (401/403) runs first, then the body
   // checks of parsePublishRequest (413, 415, 400 as HttpError).
   // 202 means recorded (on disk with --history-file) and queued; the body has the event's id.
-  server.route("POST", "/events/:channel", async (req: HttpRequest) => {
+  server.route("POST", "/events/:channel*", async (req: HttpRequest) => {
     const channel = checkChannelName(req.params.channel);
     const { data, ...fields } = parsePublishRequest(req, { maxEventBytes });
     let id: string | undefined;

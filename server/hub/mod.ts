@@ -18,7 +18,7 @@
  */
 
 export { type Hub, type HubOptions, startHub } from "./hub.ts";
-export { channelsFromQuery, DEFAULT_MAX_CHANNELS } from "./channels.ts";
+export { channelsFromQuery, DEFAULT_MAX_CHANNELS, selectionFromQuery } from "./channels.ts";
 export {
   DEFAULT_PUBLISH_API_OPTIONS,
   parsePublishRequest,

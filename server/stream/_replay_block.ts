@@ -38,9 +38,10 @@ export function appendReplayBlock(
   replay: HistoryReplay,
   held: readonly HeldEvent[],
 ): string | undefined {
-  // The position the client is at once this block is written.
+  // The position the client is at once this block is written. (Events given
+  // without a Last-Event-ID, as `?rewind=N` asks, carry their ids themselves.)
   let position = lastId === undefined || replay.gap ? replay.latest ?? undefined : lastId;
-  if (lastId === undefined && position !== undefined) {
+  if (lastId === undefined && position !== undefined && replay.events.length === 0) {
     // No backlog, but a resume point: cut before its first event, the
     // client still comes back with an id and misses nothing.
     parts.push(encodeLastEventId(position));

@@ -1,16 +1,23 @@
 /**
- * The channel-name rule, written once: the stream routes, the multi-channel
- * query and the hub's publish API all check names with it.
+ * The channel-name check of requests, written once: the stream routes, the
+ * multi-channel query and the hub's publish API all check names with it. The
+ * grammar itself (levels joined by `/`, as MQTT topics) is in `topic_filter.ts`.
  *
  * @module
  */
 
 import { HttpError } from "../http/http_error.ts";
+import {
+  CHANNEL_NAME_RE,
+  isChannelName,
+  MAX_CHANNEL_LEVEL_LENGTH,
+  MAX_CHANNEL_LEVELS,
+} from "./topic_filter.ts";
 
-/** Channel names the hub accepts: `[A-Za-z0-9._~-]{1,128}`. */
-export const CHANNEL_NAME_RE: RegExp = /^[A-Za-z0-9._~-]{1,128}$/;
+export { CHANNEL_NAME_RE, isChannelName };
 
-const BAD_NAME = "Bad Request: channel names are [A-Za-z0-9._~-]{1,128}";
+const BAD_NAME = `Bad Request: channel names are 1 to ${MAX_CHANNEL_LEVELS} levels of ` +
+  `[A-Za-z0-9._~-]{1,${MAX_CHANNEL_LEVEL_LENGTH}} joined by "/"`;
 
 /**
  * Checks a channel name from a request.
@@ -21,10 +28,10 @@ const BAD_NAME = "Bad Request: channel names are [A-Za-z0-9._~-]{1,128}";
  * @example
  * ```ts
  * import { checkChannelName } from "./channel_name.ts";
- * checkChannelName("kitchen"); // "kitchen"
+ * checkChannelName("sensors/kitchen/temp"); // "sensors/kitchen/temp"
  * ```
  */
 export function checkChannelName(name: string): string {
-  if (!CHANNEL_NAME_RE.test(name)) throw new HttpError(400, BAD_NAME, { close: false });
+  if (!isChannelName(name)) throw new HttpError(400, BAD_NAME, { close: false });
   return name;
 }

@@ -44,8 +44,8 @@ export interface QueuedEvent {
 export interface PendingReplay {
   /** The stream's source. */
   readonly source: EventSource;
-  /** The stream's channels. */
-  readonly channels: ReadonlySet<string>;
+  /** Whether the stream follows a channel. */
+  readonly wants: (channel: string) => boolean;
   /** Live events of those channels, in order, not yet written. */
   readonly held: QueuedEvent[];
 }
@@ -326,7 +326,7 @@ export class Delivery {
       this.#published++;
       if (this.replaying.size > 0) {
         for (const r of this.replaying.values()) {
-          if (r.source === ev.source && r.channels.has(ev.channel)) r.held.push(ev);
+          if (r.source === ev.source && r.wants(ev.channel)) r.held.push(ev);
         }
       }
       if (ev.source.hasMultiChannelClients) {
@@ -346,7 +346,10 @@ export class Delivery {
     }
   }
 
-  /** Writes a run of one channel's events to its plain streams, then (tagged) to its multi-channel ones. */
+  /**
+   * Writes a run of one channel's events to its plain streams, then (tagged,
+   * one copy for all) to its multi-channel and filter streams.
+   */
   #fanOutRun(source: EventSource, channel: string, run: readonly QueuedEvent[]): void {
     const last = run[run.length - 1];
     const plain = source.sessionsOf(channel);
@@ -355,10 +358,13 @@ export class Delivery {
       this.#fanOutBlock(plain, bytes, last.id, run.length);
     }
     const tagged = source.taggedSessionsOf(channel);
-    if (tagged !== undefined) {
-      const bytes = concatAll(run.map((e) => tagEvent(e.bytes, channel)));
-      this.#fanOutBlock(tagged, bytes, last.id, run.length);
-    }
+    const filtered = source.filterSessionsOf(channel);
+    if (tagged === undefined && filtered === undefined) return;
+    const bytes = run.length === 1
+      ? tagEvent(last.bytes, channel)
+      : concatAll(run.map((e) => tagEvent(e.bytes, channel)));
+    if (tagged !== undefined) this.#fanOutBlock(tagged, bytes, last.id, run.length);
+    if (filtered !== undefined) this.#fanOutBlock(filtered, bytes, last.id, run.length);
   }
 
   #fanOutBlock(

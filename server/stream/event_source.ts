@@ -11,6 +11,10 @@ import { Client } from "./client.ts";
 import type { CloseReason, Session } from "../../sessions/session.ts";
 import { composeMiddleware } from "../http/compose_middleware.ts";
 import { checkChannelName } from "./channel_name.ts";
+import type { TopicFilter } from "./topic_filter.ts";
+
+/** Most channel names whose matching filter streams are remembered at once. */
+const FILTER_MATCH_CACHE = 4096;
 import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
 
 export { Client };
@@ -93,6 +97,14 @@ export interface ChannelSelection {
   readonly channels: string[];
   /** Tag each event with its channel. @default {false} */
   readonly tagged?: boolean;
+  /**
+   * Topic filters (MQTT wildcards `+` and `#`, see `parseTopicFilter`): the
+   * stream also follows every channel that matches one, present and future,
+   * and is tagged. `Last-Event-ID` replays (and `?rewind=N` shows) every
+   * matching channel that history knows, in id order.
+   * @default {[]}
+   */
+  readonly filters?: readonly TopicFilter[];
 }
 
 /** Options of an event source. */
@@ -165,6 +177,10 @@ export class EventSource {
   readonly #tagged = new Map<string, Map<number, Session>>();
   /** Ids of the tagged sessions. */
   readonly #taggedIds = new Set<number>();
+  /** Filter streams (`?topic=`) and their filters, by session id. */
+  readonly #filterSubs = new Map<number, { session: Session; filters: readonly TopicFilter[] }>();
+  /** The filter streams that match a channel, by channel (cleared when one comes or goes). */
+  readonly #filterMatches = new Map<string, Map<number, Session> | null>();
   #middleware: Middleware[];
   #guard: Middleware | undefined;
   #onConnect: ((client: Client) => void)[] = [];
@@ -296,6 +312,10 @@ export class EventSource {
    */
   *clients(): IterableIterator<Client> {
     const seen = new Set<number>();
+    for (const { session } of this.#filterSubs.values()) {
+      seen.add(session.id);
+      yield Client.of(session);
+    }
     for (const map of [this.#channels, this.#tagged]) {
       for (const sessions of map.values()) {
         for (const s of sessions.values()) {
@@ -353,6 +373,21 @@ export class EventSource {
     return this.#taggedIds.has(session.id);
   }
 
+  /** @internal Filter sessions that match a channel, for the fan-out (tagged). */
+  filterSessionsOf(channel: string): ReadonlyMap<number, Session> | undefined {
+    if (this.#filterSubs.size === 0) return undefined;
+    let matched = this.#filterMatches.get(channel);
+    if (matched === undefined) {
+      let found: Map<number, Session> | null = null;
+      for (const { session, filters } of this.#filterSubs.values()) {
+        if (filters.some((f) => f.matches(channel))) (found ??= new Map()).set(session.id, session);
+      }
+      if (this.#filterMatches.size >= FILTER_MATCH_CACHE) this.#filterMatches.clear();
+      this.#filterMatches.set(channel, matched = found);
+    }
+    return matched ?? undefined;
+  }
+
   /** @internal Runs the source's middleware. */
   guard(
     req: HttpRequest,
@@ -372,8 +407,20 @@ export class EventSource {
     return { channels: [checkChannelName(ch)] };
   }
 
-  /** @internal Adds a session that the server has opened (`tagged`: see {@linkcode ChannelSelection}). */
-  attach(session: Session, tagged = false): void {
+  /**
+   * @internal Adds a session that the server has opened (`tagged`, `filters`:
+   * see {@linkcode ChannelSelection}; a session with filters follows only them).
+   */
+  attach(session: Session, tagged = false, filters: readonly TopicFilter[] = []): void {
+    if (filters.length > 0) {
+      this.#filterSubs.set(session.id, { session, filters });
+      this.#filterMatches.clear();
+      this.#count++;
+      this.#multiChannel++;
+      const client = Client.of(session);
+      for (const cb of this.#onConnect) cb(client);
+      return;
+    }
     const map = tagged ? this.#tagged : this.#channels;
     if (tagged) this.#taggedIds.add(session.id);
     for (const ch of session.channels) {
@@ -389,6 +436,14 @@ export class EventSource {
 
   /** @internal Removes a session that has ended. */
   detachSession(session: Session, reason: CloseReason): void {
+    if (this.#filterSubs.delete(session.id)) {
+      this.#filterMatches.clear();
+      this.#count--;
+      this.#multiChannel--;
+      const client = Client.of(session);
+      for (const cb of this.#onDisconnect) cb(client, reason);
+      return;
+    }
     let found = false;
     const map = this.#taggedIds.delete(session.id) ? this.#tagged : this.#channels;
     for (const ch of session.channels) {

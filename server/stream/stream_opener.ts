@@ -8,7 +8,7 @@
  */
 
 import { encodeComment, encodeRetry } from "../../queue/encode_event.ts";
-import { type HistoryReplay, isPromiseLike } from "../../queue/history.ts";
+import { type HistoryReplay, type HistoryStore, isPromiseLike } from "../../queue/history.ts";
 import type { Session } from "../../sessions/session.ts";
 import type { SessionTable } from "../../sessions/session_table.ts";
 import { concat, concatAll, peerString } from "../http/conn_io.ts";
@@ -16,6 +16,8 @@ import type { RequestResult } from "../http/request_result.ts";
 import { encodeResponse, headerPairs } from "../http/response_head.ts";
 import { encodeStreamHead } from "./stream_head.ts";
 import type { HttpRequest, Logger } from "../http/types.ts";
+import { HttpError } from "../http/http_error.ts";
+import { parseTopicFilter, type TopicFilter } from "./topic_filter.ts";
 import { appendReplayBlock } from "./_replay_block.ts";
 import { tagEvent } from "./channel_tag.ts";
 import { type Delivery, historyKey, type PendingReplay, type QueuedEvent } from "./delivery.ts";
@@ -24,6 +26,36 @@ import type { StreamCounters } from "./stream_counters.ts";
 
 /** The comment written right after the head of a stream that has no `retry:`. */
 const OPENED = encodeComment("ok");
+
+/** Most events `?rewind=N` may ask for, per channel. */
+export const MAX_REWIND = 1000;
+
+/** What a stream follows and how it is written to. */
+interface Subscription {
+  /** Events tagged with their channel (multi-channel and filter streams). */
+  readonly tagged: boolean;
+  /** Topic filters; a stream with filters follows only them. */
+  readonly filters: readonly TopicFilter[];
+  /** Without `Last-Event-ID`: the newest this-many events of each channel first. */
+  readonly rewind: number;
+}
+
+/**
+ * The `?rewind=N` of a request: `0` when absent.
+ *
+ * @throws {HttpError} `400` when it is not an integer from 0 to {@linkcode MAX_REWIND}.
+ */
+function rewindOf(req: HttpRequest): number {
+  const text = req.query.get("rewind");
+  if (text === null) return 0;
+  const n = Number(text);
+  if (!/^[0-9]{1,4}$/.test(text) || n > MAX_REWIND) {
+    throw new HttpError(400, `Bad Request: rewind must be an integer from 0 to ${MAX_REWIND}`, {
+      close: false,
+    });
+  }
+  return n;
+}
 
 /** A stream's head, and the same head with a comment when nothing else follows it. */
 interface StreamHead {
@@ -120,6 +152,15 @@ export class StreamOpener {
       return { kind: "bytes", bytes, status: res.status };
     }
     const selection = source.channelsFor(req);
+    // A stream with filters follows its named channels as exact filters.
+    const filters = selection.filters?.length
+      ? [...selection.filters, ...selection.channels.map((c) => parseTopicFilter(c))]
+      : [];
+    const sub: Subscription = {
+      tagged: selection.tagged === true || filters.length > 0,
+      filters,
+      rewind: rewindOf(req),
+    };
     if (req.method === "HEAD") {
       return { kind: "bytes", bytes: encodeStreamHead(extra, { close: true }), status: 200 };
     }
@@ -132,7 +173,7 @@ export class StreamOpener {
     const lastEventId = header === undefined ? undefined : header.slice(0, 256);
     const session = host.sessions.open(conn, {
       remoteAddr: peer,
-      channels: selection.channels,
+      channels: filters.length > 0 ? filters.map((f) => f.filter) : selection.channels,
       lastEventId,
     }, release);
     host.sourceOf.set(session.id, source);
@@ -151,7 +192,7 @@ export class StreamOpener {
       channels: selection.channels.join(","),
       lastEventId,
     });
-    this.#start(session, source, head, lastEventId, selection.tagged === true);
+    this.#start(session, source, head, lastEventId, sub);
     return {
       kind: "adopted",
       adopt: (leftover) => {
@@ -194,7 +235,7 @@ export class StreamOpener {
     source: EventSource,
     head: StreamHead,
     lastId: string | undefined,
-    tagged: boolean,
+    sub: Subscription,
   ): void {
     const { delivery, log } = this.#host;
     // What was published before this stream opened is not for it: fan it
@@ -203,21 +244,32 @@ export class StreamOpener {
     const store = delivery.history;
     if (store === undefined) {
       session.write(head.alone ?? head.bytes);
-      this.#attach(session, source, tagged);
+      this.#attach(session, source, sub);
       return;
     }
     let answer: HistoryReplay | Promise<HistoryReplay>;
     try {
-      answer = store.since(session.channels.map((c) => historyKey(source, c)), lastId);
+      const keys = this.#replayKeys(store, source, session, sub);
+      const options = { last: sub.rewind };
+      answer = isPromiseLike(keys)
+        ? keys.then((k) => store.since(k, lastId, options))
+        : store.since(keys, lastId, options);
     } catch (err) {
       answer = Promise.reject(err);
     }
     if (!isPromiseLike(answer) && !delivery.appending) {
-      this.#writeReplay(session, source, head, lastId, answer, [], tagged);
-      this.#attach(session, source, tagged);
+      this.#writeReplay(session, source, head, lastId, answer, [], sub);
+      this.#attach(session, source, sub);
       return;
     }
-    const pending: PendingReplay = { source, channels: new Set(session.channels), held: [] };
+    const channels = new Set(session.channels);
+    const pending: PendingReplay = {
+      source,
+      wants: sub.filters.length > 0
+        ? (channel) => sub.filters.some((f) => f.matches(channel))
+        : (channel) => channels.has(channel),
+      held: [],
+    };
     delivery.replaying.set(session.id, pending);
     Promise.resolve(answer).catch((err) => {
       log("error", "history read failed", { session: session.id, error: String(err) });
@@ -237,13 +289,33 @@ export class StreamOpener {
       }
       if (delivery.replaying.get(session.id) !== pending) return; // Closed meanwhile.
       delivery.replaying.delete(session.id);
-      this.#writeReplay(session, source, head, lastId, replay, pending.held, tagged);
-      this.#attach(session, source, tagged);
+      this.#writeReplay(session, source, head, lastId, replay, pending.held, sub);
+      this.#attach(session, source, sub);
     }).catch((err) => {
       // A store that answered something unusable: end this stream, not the process.
       log("error", "stream replay failed", { session: session.id, error: String(err) });
       session.close("closed");
     });
+  }
+
+  /**
+   * The history keys a stream replays from: its channels', or for a filter
+   * stream every channel of its source that history knows and a filter matches.
+   */
+  #replayKeys(
+    store: HistoryStore,
+    source: EventSource,
+    session: Session,
+    sub: Subscription,
+  ): string[] | Promise<string[]> {
+    if (sub.filters.length === 0) return session.channels.map((c) => historyKey(source, c));
+    const prefix = historyKey(source, "");
+    const pick = (keys: readonly string[]) =>
+      keys.filter((k) =>
+        k.startsWith(prefix) && sub.filters.some((f) => f.matches(k.slice(prefix.length)))
+      );
+    const all = store.channels?.() ?? [];
+    return isPromiseLike(all) ? all.then(pick) : pick(all);
   }
 
   /**
@@ -257,14 +329,14 @@ export class StreamOpener {
     lastId: string | undefined,
     replay: HistoryReplay,
     held: readonly QueuedEvent[],
-    tagged: boolean,
+    sub: Subscription,
   ): void {
     const counters = this.#host.counters;
     if (lastId !== undefined) {
       counters.replays++;
       if (replay.gap) counters.gapsSent++;
     }
-    if (tagged) {
+    if (sub.tagged) {
       // Tagged streams see each event's channel in its type.
       const prefix = source.path.length + 1;
       replay = {
@@ -281,9 +353,9 @@ export class StreamOpener {
     session.write(parts.length === 1 ? head.alone ?? head.bytes : concatAll(parts), position);
   }
 
-  #attach(session: Session, source: EventSource, tagged: boolean): void {
+  #attach(session: Session, source: EventSource, sub: Subscription): void {
     try {
-      source.attach(session, tagged);
+      source.attach(session, sub.tagged, sub.filters);
     } catch (err) {
       // An onConnect callback threw. The head is already on the wire, so no
       // error response can follow: log it and keep the stream.

@@ -17,7 +17,8 @@ import {
 /** A synchronous store under test. */
 export interface SyncStore {
   append(channel: string, event: { id?: string; bytes: Uint8Array }): StoredEvent;
-  since(channels: readonly string[], lastId?: string): HistoryReplay;
+  since(channels: readonly string[], lastId?: string, options?: { last?: number }): HistoryReplay;
+  channels(): readonly string[];
   close(): void;
   readonly size: number;
 }
@@ -163,6 +164,39 @@ export function historyContract(
       assert.equal(late.gap, true, "b dropped 4, published after 3");
       assert.deepEqual(ids(late), ["5", "6"]);
       assert.equal(s.since(["a"], "3").gap, false, "a alone lost nothing after 3");
+    } finally {
+      s.close();
+    }
+  });
+
+  Deno.test(`${name}: since with last gives each channel's newest events in order (rewind)`, () => {
+    const s = make({ firstId: 1, maxEvents: 5 });
+    try {
+      add(s, "a", "a1"); // 1
+      add(s, "b", "b1"); // 2
+      add(s, "a", "a2"); // 3
+      add(s, "a", "a3"); // 4
+      const r = s.since(["a", "b", "none"], undefined, { last: 1 });
+      assert.deepEqual(ids(r), ["2", "4"]);
+      assert.equal(r.gap, false);
+      assert.deepEqual(ids(s.since(["a", "b"], undefined, { last: 2 })), ["2", "3", "4"]);
+      assert.deepEqual(ids(s.since(["a"], undefined, { last: 99 })), ["1", "3", "4"]);
+      assert.deepEqual(ids(s.since(["a"], "3", { last: 1 })), ["4"], "last is ignored with an id");
+      assert.deepEqual(s.since(["a"], undefined, { last: 2 }).events.map((e) => e.channel), [
+        "a",
+        "a",
+      ]);
+    } finally {
+      s.close();
+    }
+  });
+
+  Deno.test(`${name}: channels lists the channels with retained events`, () => {
+    const s = make({ firstId: 1 });
+    try {
+      add(s, "x/1", "a");
+      add(s, "x/2", "b");
+      assert.deepEqual([...s.channels()].sort(), ["x/1", "x/2"]);
     } finally {
       s.close();
     }

@@ -45,7 +45,7 @@ Deno.test("MemoryHistory keeps at most maxChannels channels, dropping the least 
   h.append("c", { bytes: enc.encode("data: c\n\n") });
   h.append("a", { bytes: enc.encode("data: a2\n\n") }); // "a" is now the freshest
   h.append("d", { bytes: enc.encode("data: d\n\n") }); // evicts "b"
-  assert.equal(h.channels, 3);
+  assert.equal(h.channelCount, 3);
   assert.equal(h.since(["a"], a.id).events.length, 1, "channel a kept");
   const b = h.since(["b"], undefined);
   assert.equal(b.latest, null, "channel b was dropped whole");

@@ -15,7 +15,8 @@ historyContract("SqliteHistory", (options) => {
   }
   return {
     append: (c, e) => store.append(c, e),
-    since: (c, id) => store.since(c, id),
+    since: (c, id, o) => store.since(c, id, o),
+    channels: () => store.channels(),
     get size() {
       return store.size;
     },

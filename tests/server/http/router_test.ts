@@ -87,3 +87,21 @@ Deno.test("Router remove unregisters one method and then the whole pattern", () 
   r.add("GET", "/a", "again");
   assert.equal(r.match("GET", "/a").kind, "found");
 });
+
+Deno.test("a last :name* segment takes the rest of the path, joined with /", () => {
+  const r = new Router<string>();
+  r.add("GET", "/events/:channel*", "stream");
+  assert.deepEqual(r.match("GET", "/events/a"), {
+    kind: "found",
+    value: "stream",
+    params: { channel: "a" },
+  });
+  assert.deepEqual(r.match("GET", "/events/sensors/kitchen/temp"), {
+    kind: "found",
+    value: "stream",
+    params: { channel: "sensors/kitchen/temp" },
+  });
+  assert.equal(r.match("GET", "/events/").kind, "not-found");
+  assert.equal(r.match("GET", "/events").kind, "not-found");
+  assert.throws(() => r.add("GET", "/x/:rest*/y", "bad"), RoutePatternError);
+});
