@@ -44,7 +44,7 @@ export interface RedisServer extends AsyncDisposable {
   cli(...args: string[]): Promise<string>;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -68,7 +68,7 @@ async function cli(port: number, args: string[]): Promise<{ ok: boolean; out: st
  * @returns The server; `await using` stops it and removes its directory.
  */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = await freePort();
+  const port = freePort();
   const dir = await Deno.makeTempDir({ prefix: "sluice-redis-" });
   let child: Deno.ChildProcess | undefined;
   let frozen = false;
