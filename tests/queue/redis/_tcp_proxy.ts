@@ -11,7 +11,7 @@ export interface TcpProxy extends AsyncDisposable {
   /** Port the relay listens on. */
   readonly port: number;
   /**
-   * Wedges every open connection whose client sent `marker` (e.g. `XREAD`).
+   * Wedges every open connection whose client sent `marker` (e.g. `XREAD`, any case).
    *
    * @param marker Text the client sent on the connection.
    * @returns How many connections were wedged.
@@ -89,7 +89,7 @@ export function startTcpProxy(targetPort: number): TcpProxy {
     wedge(marker: string): number {
       let n = 0;
       for (const r of relays) {
-        if (!r.wedged && r.sent.includes(marker)) {
+        if (!r.wedged && r.sent.toLowerCase().includes(marker.toLowerCase())) {
           r.wedged = true;
           n++;
         }
