@@ -46,6 +46,9 @@ export class Follower {
   #resolveStop!: () => void;
   /** Settles when the read loop has ended. */
   readonly finished: Promise<void>;
+  /** Resolves once the start position is resolved (or the follower stopped first). */
+  readonly started: Promise<void>;
+  #resolveStarted!: () => void;
   #client: RedisClient | undefined;
   #everConnected = false;
   #connected = false;
@@ -76,6 +79,7 @@ export class Follower {
     this.#deps = deps;
     this.#sink = sink;
     this.#stop = new Promise((resolve) => this.#resolveStop = resolve);
+    this.started = new Promise((resolve) => this.#resolveStarted = resolve);
     this.finished = this.#run();
     this.#armWatchdog();
   }
@@ -101,6 +105,7 @@ export class Follower {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#resolveStop();
+    this.#resolveStarted();
     clearTimeout(this.#watchdog);
     this.#client?.disconnect();
   }
@@ -135,6 +140,7 @@ export class Follower {
         if (this.#everConnected) this.#reconnects++;
         this.#everConnected = true;
         this.#connected = true;
+        this.#resolveStarted();
         this.#lastProgress = Date.now();
         attempt = 0;
         this.#log("info", "feed: reading", { cursor: this.#cursor, born: this.#born });

@@ -301,8 +301,9 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
    * dedicated connection; see {@linkcode EventFeed.follow}. One follower per
    * engine: a second call while one runs throws.
    *
-   * The start position is resolved once the feed's connection is up
-   * (`feedStats.connected`); an event appended before that may be missed.
+   * The start position ("now") is resolved once the feed's connection is
+   * up: await {@linkcode RedisEngine.whenFollowing} before relying on
+   * events appended after this call.
    *
    * @param sink Where events go.
    * @returns A function that stops following (idempotent).
@@ -333,6 +334,25 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
       follower.stop();
       if (this.#follower === follower) this.#follower = undefined;
     };
+  }
+
+  /**
+   * Resolves once the feed started by {@linkcode RedisEngine.follow} has
+   * resolved its start position: every event appended after that is
+   * delivered. Resolves at once when not following.
+   *
+   * @returns A promise that resolves when the feed is positioned.
+   *
+   * @example
+   * ```ts ignore
+   * import { RedisEngine } from "./redis_engine.ts";
+   * const engine = await RedisEngine.connect("redis://127.0.0.1:6379");
+   * engine.follow({ deliver: (e) => e.length, whenRoom: () => Promise.resolve(), gap: () => {} });
+   * await engine.whenFollowing();
+   * ```
+   */
+  whenFollowing(): Promise<void> {
+    return this.#follower?.started ?? Promise.resolve();
   }
 
   /** The feed's state (idle values before {@linkcode RedisEngine.follow}). */

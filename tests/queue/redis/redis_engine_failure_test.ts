@@ -35,7 +35,7 @@ Deno.test("with AOF (appendfsync always) a crash of Redis loses no acknowledged 
   });
   const sink = new RecordingSink();
   engine.follow(sink);
-  await until(() => engine.feedStats.connected, "feed connected");
+  await engine.whenFollowing();
   const start = await engine.append("k", { bytes: block });
   let stop = false;
   const loop = publishLoop(engine, "k", () => stop);
@@ -69,7 +69,7 @@ Deno.test("without persistence a restart of Redis is one gap for the feed and re
   });
   const sink = new RecordingSink();
   engine.follow(sink);
-  await until(() => engine.feedStats.connected, "feed connected");
+  await engine.whenFollowing();
   const before: number[] = [];
   for (let i = 0; i < 20; i++) before.push(Number((await engine.append("k", { bytes: block })).id));
   await until(() => sink.events.length === 20, "delivered before");

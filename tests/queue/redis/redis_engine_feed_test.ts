@@ -29,7 +29,7 @@ Deno.test("two engines publishing concurrently get contiguous, increasing ids, a
   await using reader = await RedisEngine.connect(server.url);
   const sink = new RecordingSink();
   reader.follow(sink);
-  await until(() => reader.feedStats.connected, "feed connected");
+  await reader.whenFollowing();
   // Concurrent appends on each engine (pipelined on its connection) and between engines.
   const fromA = Promise.all(
     Array.from(
@@ -67,7 +67,7 @@ Deno.test("a full sink pauses the feed, which resumes when it has room, with not
   const sink = new RecordingSink();
   sink.room = 5;
   engine.follow(sink);
-  await until(() => engine.feedStats.connected, "feed connected");
+  await engine.whenFollowing();
   const ids = await publish(engine, "k", 100, "e");
   await until(() => sink.partials > 0, "sink filled");
   assert.equal(sink.events.length, 5);
@@ -90,7 +90,7 @@ Deno.test("a paused follower whose position was trimmed from the log gets one ga
   const sink = new RecordingSink();
   sink.room = 2;
   engine.follow(sink);
-  await until(() => engine.feedStats.connected, "feed connected");
+  await engine.whenFollowing();
   const ids = await publish(engine, "k", 50, "e");
   await until(() => sink.events.length === 2 && sink.partials > 0, "sink full");
   sink.open();
@@ -111,7 +111,7 @@ Deno.test("the feed reconnects after its connection is killed and misses nothing
   await using engine = await RedisEngine.connect(server.url, { backoffMinMs: 10 });
   const sink = new RecordingSink();
   engine.follow(sink);
-  await until(() => engine.feedStats.connected, "feed connected");
+  await engine.whenFollowing();
   const first = await publish(engine, "k", 10, "a");
   await until(() => sink.events.length === 10, "first delivered");
   const list = await server.cli("CLIENT", "LIST");
@@ -135,7 +135,7 @@ Deno.test("the watchdog restarts a wedged feed connection (half-open socket) and
   });
   const sink = new RecordingSink();
   engine.follow(sink);
-  await until(() => engine.feedStats.connected, "feed connected");
+  await engine.whenFollowing();
   const first = await publish(engine, "k", 5, "a");
   await until(() => sink.events.length === 5, "first delivered");
   assert.equal(proxy.wedge("XREAD"), 1, "the feed's connection is wedged");
@@ -152,7 +152,7 @@ Deno.test("stopping the feed stops delivery; the engine can follow again", async
   const sink = new RecordingSink();
   const stop = engine.follow(sink);
   assert.throws(() => engine.follow(new RecordingSink()), /already has a follower/);
-  await until(() => engine.feedStats.connected, "feed connected");
+  await engine.whenFollowing();
   await publish(engine, "k", 3, "a");
   await until(() => sink.events.length === 3, "delivered");
   stop();
@@ -160,7 +160,7 @@ Deno.test("stopping the feed stops delivery; the engine can follow again", async
   await publish(engine, "k", 3, "b");
   const again = new RecordingSink();
   engine.follow(again);
-  await until(() => engine.feedStats.connected, "feed connected again");
+  await engine.whenFollowing();
   const later = await publish(engine, "k", 2, "c");
   await until(() => again.events.length === 2, "delivered to the new sink");
   assert.deepEqual(again.ids, later, "a new follow starts from now");
