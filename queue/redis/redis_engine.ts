@@ -76,16 +76,23 @@ function parseEntry([rawId, fields]: RawEntry): Entry {
   return { seq, id: String(seq), prev, bytes };
 }
 
-/** Maps a client failure to the error the hub answers with 503. */
-function unavailable(err: unknown): EngineUnavailableError {
-  if (err instanceof EngineUnavailableError) return err;
+/**
+ * Maps a client failure to the error the hub answers with 503. The client
+ * gives plain errors, so the kind is told by what can be observed: an error
+ * reply is a refusal (e.g. out of memory under `noeviction`), a failure after
+ * the whole command timeout is a timeout, an earlier one a lost connection.
+ *
+ * @param err The client's error.
+ * @param elapsedMs Time from sending the command to its failure.
+ * @param timeoutMs The command timeout.
+ */
+function unavailable(err: unknown, elapsedMs: number, timeoutMs: number): EngineUnavailableError {
   const message = err instanceof Error ? err.message : String(err);
-  // ioredis reports its own failures by message only.
-  const reason = /timed out/i.test(message)
+  const reason = err instanceof Error && err.name === "ReplyError"
+    ? "refused"
+    : elapsedMs >= timeoutMs
     ? "timeout"
-    : /writeable|closed|connect|offline/i.test(message)
-    ? "disconnected"
-    : "refused";
+    : "disconnected";
   return new EngineUnavailableError(reason, message, { cause: err });
 }
 
@@ -192,6 +199,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
     const k = this.#keys;
     const o = this.#options;
     let reply: unknown;
+    const sent = Date.now();
     try {
       reply = await runScript(
         this.#client,
@@ -208,7 +216,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
       );
     } catch (err) {
       this.#publishErrors++;
-      throw unavailable(err);
+      throw unavailable(err, Date.now() - sent, this.#options.commandTimeoutMs);
     }
     this.#published++;
     const id = latin1.decode((reply as Uint8Array[])[0]);
@@ -246,6 +254,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
       : (from === undefined ? "all" : "after");
     const k = this.#keys;
     let reply: unknown[];
+    const sent = Date.now();
     try {
       reply = await runScript(
         this.#client,
@@ -254,7 +263,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
         [mode, from ?? 0, last ?? 0],
       ) as unknown[];
     } catch (err) {
-      throw unavailable(err);
+      throw unavailable(err, Date.now() - sent, this.#options.commandTimeoutMs);
     }
     const born = reply[0] === null ? null : Number(latin1.decode(reply[0] as Uint8Array));
     const counter = reply[1] === null ? null : Number(latin1.decode(reply[1] as Uint8Array));

@@ -132,10 +132,23 @@ Deno.test("append rejects with EngineUnavailableError while Redis is down or fro
     5_000,
   );
   assert.ok(down instanceof EngineUnavailableError, String(down));
-  assert.equal(down.reason, "disconnected");
+  assert.equal(down.reason, "disconnected", down.message);
   await server.start();
   await until(() => engine.stats.commandConnected, "engine reconnected");
   const { id } = await engine.append("k", { bytes: block });
   assert.ok(Number(id) > 0);
   assert.ok(engine.stats.publishErrors >= 2);
+});
+
+Deno.test("append rejects as refused when Redis is out of memory under noeviction, and stores nothing", async () => {
+  await using server = await startRedisServer();
+  await using engine = await RedisEngine.connect(server.url);
+  const first = await engine.append("k", { bytes: block });
+  await server.cli("CONFIG", "SET", "maxmemory", "1");
+  const err = await engine.append("k", { bytes: block }).then(() => null, (e) => e);
+  assert.ok(err instanceof EngineUnavailableError, String(err));
+  assert.equal(err.reason, "refused");
+  await server.cli("CONFIG", "SET", "maxmemory", "0");
+  const next = await engine.append("k", { bytes: block });
+  assert.equal(Number(next.id), Number(first.id) + 1, "the refused append took no id");
 });
