@@ -19,6 +19,7 @@ export interface ResolvedRedisEngineOptions {
   logMax: number;
   trimming: RedisTrimming;
   commandTimeoutMs: number;
+  maxPendingAppends: number;
   connectTimeoutMs: number;
   blockMs: number;
   batchSize: number;
@@ -79,6 +80,10 @@ export function resolveRedisEngineOptions(
     commandTimeoutMs: positiveInt(
       "commandTimeoutMs",
       options.commandTimeoutMs ?? d.commandTimeoutMs,
+    ),
+    maxPendingAppends: positiveInt(
+      "maxPendingAppends",
+      options.maxPendingAppends ?? d.maxPendingAppends,
     ),
     connectTimeoutMs: positiveInt(
       "connectTimeoutMs",

@@ -91,6 +91,20 @@ end
 return out
 `);
 
+/**
+ * Loads scripts into Redis's cache, so that a burst of `EVALSHA` right after
+ * a (re)connection does not all come back `NOSCRIPT`.
+ *
+ * @param client The connection.
+ * @param scripts The scripts.
+ */
+export async function loadScripts(
+  client: RedisClient,
+  scripts: readonly LuaScript[],
+): Promise<void> {
+  await Promise.all(scripts.map((s) => client.script("LOAD", s.source)));
+}
+
 /** A script argument: a string, or bytes passed as they are. */
 export type ScriptArg = string | number | Uint8Array;
 

@@ -7,7 +7,12 @@
  */
 
 /** Why the engine could not take a command. */
-export type EngineUnavailableReason = "disconnected" | "timeout" | "refused" | "closed";
+export type EngineUnavailableReason =
+  | "disconnected"
+  | "timeout"
+  | "refused"
+  | "overloaded"
+  | "closed";
 
 /**
  * Redis did not acknowledge a command in time, or is unreachable, or refused

@@ -45,6 +45,13 @@ export interface RedisEngineOptions {
    * @default {1000}
    */
   commandTimeoutMs?: number;
+  /**
+   * Most appends waiting for Redis at once; past it `append` rejects at
+   * once with `EngineUnavailableError` (`overloaded`) instead of queueing
+   * work that would only time out.
+   * @default {1024}
+   */
+  maxPendingAppends?: number;
   /** Longest wait to open a connection. @default {2000} */
   connectTimeoutMs?: number;
   /** How long one `XREAD BLOCK` of the feed waits for new events. @default {1000} */
@@ -74,6 +81,7 @@ export const DEFAULT_REDIS_ENGINE_OPTIONS = {
   logMax: 100_000,
   trimming: "approximate" as RedisTrimming,
   commandTimeoutMs: 1000,
+  maxPendingAppends: 1024,
   connectTimeoutMs: 2000,
   blockMs: 1000,
   batchSize: 256,

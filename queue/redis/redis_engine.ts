@@ -17,7 +17,7 @@ import {
   type ResolvedRedisEngineOptions,
   resolveRedisEngineOptions,
 } from "./_resolve_options.ts";
-import { PUBLISH, runScript, SINCE } from "./_scripts.ts";
+import { loadScripts, PUBLISH, runScript, SINCE } from "./_scripts.ts";
 import { EngineUnavailableError, PublisherIdRefusedError } from "./errors.ts";
 import type { RedisEngineOptions } from "./options.ts";
 
@@ -39,6 +39,8 @@ export interface RedisEngineStats extends FeedStats {
   readonly published: number;
   /** Appends that failed with {@linkcode EngineUnavailableError}. */
   readonly publishErrors: number;
+  /** Appends waiting for Redis now. */
+  readonly pendingAppends: number;
 }
 
 const IDLE_FEED: FeedStats = {
@@ -136,6 +138,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
   #closed: Promise<void> | undefined;
   #published = 0;
   #publishErrors = 0;
+  #pendingAppends = 0;
 
   /**
    * Connects to Redis and returns a ready engine. The client library is
@@ -169,6 +172,12 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
         },
       );
     }
+    const reload = () =>
+      loadScripts(client, [PUBLISH, SINCE]).catch((err) =>
+        resolved.logger?.("warn", "engine: cannot load scripts", { error: String(err) })
+      );
+    await reload();
+    client.on("ready", reload);
     return new RedisEngine(address, resolved, client);
   }
 
@@ -198,8 +207,16 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
     if (this.#closed !== undefined) throw new EngineUnavailableError("closed", "engine closed");
     const k = this.#keys;
     const o = this.#options;
+    if (this.#pendingAppends >= o.maxPendingAppends) {
+      this.#publishErrors++;
+      throw new EngineUnavailableError(
+        "overloaded",
+        `${this.#pendingAppends} appends already wait for Redis`,
+      );
+    }
     let reply: unknown;
     const sent = Date.now();
+    this.#pendingAppends++;
     try {
       reply = await runScript(
         this.#client,
@@ -217,6 +234,8 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
     } catch (err) {
       this.#publishErrors++;
       throw unavailable(err, Date.now() - sent, this.#options.commandTimeoutMs);
+    } finally {
+      this.#pendingAppends--;
     }
     this.#published++;
     const id = latin1.decode((reply as Uint8Array[])[0]);
@@ -376,6 +395,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
       commandConnected: this.#client.status === "ready",
       published: this.#published,
       publishErrors: this.#publishErrors,
+      pendingAppends: this.#pendingAppends,
     };
   }
 

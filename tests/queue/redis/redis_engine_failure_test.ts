@@ -152,3 +152,21 @@ Deno.test("append rejects as refused when Redis is out of memory under noevictio
   const next = await engine.append("k", { bytes: block });
   assert.equal(Number(next.id), Number(first.id) + 1, "the refused append took no id");
 });
+
+Deno.test("appends past maxPendingAppends reject at once as overloaded; the others are stored", async () => {
+  await using server = await startRedisServer();
+  await using engine = await RedisEngine.connect(server.url, { maxPendingAppends: 2 });
+  const results = await Promise.allSettled(
+    Array.from({ length: 5 }, () => engine.append("k", { bytes: block })),
+  );
+  const ok = results.filter((r) => r.status === "fulfilled");
+  const refused = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+  assert.equal(ok.length, 2);
+  assert.equal(refused.length, 3);
+  for (const err of refused) {
+    assert.ok(err instanceof EngineUnavailableError);
+    assert.equal(err.reason, "overloaded");
+  }
+  assert.equal(engine.stats.pendingAppends, 0);
+  assert.equal((await engine.since(["k"], undefined, { last: 10 })).events.length, 2);
+});

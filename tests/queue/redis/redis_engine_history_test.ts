@@ -249,3 +249,13 @@ Deno.test("RedisEngine.close is idempotent and later calls reject as unavailable
   await engine[Symbol.asyncDispose]();
   await assert.rejects(engine.append("a", { bytes: encodeEvent("x") }), EngineUnavailableError);
 });
+
+Deno.test("RedisEngine runs its scripts again after Redis forgot them (SCRIPT FLUSH)", async () => {
+  await using server = await startRedisServer();
+  await using engine = await RedisEngine.connect(server.url);
+  const first = await add(engine, "a", "x");
+  await server.cli("SCRIPT", "FLUSH");
+  const results = await Promise.all([add(engine, "a", "y"), add(engine, "a", "z")]);
+  assert.deepEqual(results.map(Number), [Number(first) + 1, Number(first) + 2]);
+  assert.deepEqual(ids(await engine.since(["a"], first)), results);
+});
