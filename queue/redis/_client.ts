@@ -7,6 +7,8 @@
  * @module
  */
 
+import { isIP } from "node:net";
+
 function importClient() {
   // The version is pinned here, not in deno.json: only this adapter may load the client.
   // deno-lint-ignore no-import-prefix
@@ -82,6 +84,8 @@ export interface ConnectionSettings {
    * `undefined` to never reconnect (the caller opens a new connection).
    */
   readonly retryDelay: ((attempt: number) => number) | undefined;
+  /** Certificates to trust for TLS (PEM), or `undefined` for the system's. */
+  readonly tlsCa: string | undefined;
   /** Receives connection errors (ioredis logs them itself when nobody listens). */
   readonly onError: (err: Error) => void;
 }
@@ -106,7 +110,10 @@ export async function openConnection(
     db: address.db,
     username: address.username,
     password: address.password,
-    tls: address.tls ? { servername: address.host } : undefined,
+    // SNI takes host names only; an IP address is checked against the certificate's IP entries.
+    tls: address.tls
+      ? { servername: isIP(address.host) === 0 ? address.host : undefined, ca: settings.tlsCa }
+      : undefined,
     connectionName: settings.name,
     lazyConnect: true,
     enableOfflineQueue: false,

@@ -28,6 +28,7 @@ export interface ResolvedRedisEngineOptions {
   watchdogIntervalMs: number;
   watchdogStallMs: number;
   logger: RedisEngineLogger | undefined;
+  tlsCa: string | undefined;
 }
 
 function positiveInt(name: string, value: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -99,6 +100,7 @@ export function resolveRedisEngineOptions(
     ),
     watchdogStallMs: positiveInt("watchdogStallMs", options.watchdogStallMs ?? d.watchdogStallMs),
     logger,
+    tlsCa: options.tlsCa,
   };
 }
 

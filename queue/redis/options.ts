@@ -70,6 +70,12 @@ export interface RedisEngineOptions {
    * @default {3000}
    */
   watchdogStallMs?: number;
+  /**
+   * Certificates to trust for `rediss://` (PEM), e.g. a private CA; the
+   * system's trusted roots when not given.
+   * @default {undefined}
+   */
+  tlsCa?: string;
   /** Receives log lines; nothing is logged without it. @default {undefined} */
   logger?: RedisEngineLogger;
 }

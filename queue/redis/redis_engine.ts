@@ -159,6 +159,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
         name: "sluice-engine",
         commandTimeoutMs: resolved.commandTimeoutMs,
         connectTimeoutMs: resolved.connectTimeoutMs,
+        tlsCa: resolved.tlsCa,
         retryDelay: (n) => backoffDelay(n, resolved.backoffMinMs, resolved.backoffMaxMs),
         onError: (err) =>
           resolved.logger?.("warn", "engine: connection error", { error: err.message }),
@@ -349,6 +350,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
           name: "sluice-feed",
           commandTimeoutMs: undefined,
           connectTimeoutMs: o.connectTimeoutMs,
+          tlsCa: o.tlsCa,
           retryDelay: undefined,
           onError: (err) => o.logger?.("debug", "feed: connection error", { error: err.message }),
         }),

@@ -14,6 +14,12 @@ const REDIS_SERVER = "/usr/bin/redis-server";
 export interface RedisServerOptions {
   /** Append-only file with `appendfsync always`: every acknowledged write survives a restart. @default {false} */
   appendOnly?: boolean;
+  /**
+   * Also listen with TLS on a second port, with a self-signed certificate for
+   * 127.0.0.1 made by `openssl` (see `tlsUrl` and `caPem`).
+   * @default {false}
+   */
+  tls?: boolean;
 }
 
 /** A running (or stopped) test server. */
@@ -24,6 +30,10 @@ export interface RedisServer extends AsyncDisposable {
   readonly url: string;
   /** Its data directory. */
   readonly dir: string;
+  /** `rediss://127.0.0.1:<tls port>` when started with `tls`. */
+  readonly tlsUrl?: string;
+  /** The certificate to trust (PEM) when started with `tls`. */
+  readonly caPem?: string;
   /**
    * Stops it and waits for the exit. Idempotent.
    *
@@ -72,6 +82,41 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const dir = await Deno.makeTempDir({ prefix: "sluice-redis-" });
   let child: Deno.ChildProcess | undefined;
   let frozen = false;
+  const tlsPort = options.tls ? freePort() : undefined;
+  if (tlsPort !== undefined) {
+    const made = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (!made.success) throw new Error("openssl could not make a test certificate");
+  }
+  const tlsArgs = tlsPort === undefined ? [] : [
+    "--tls-port",
+    String(tlsPort),
+    "--tls-cert-file",
+    `${dir}/cert.pem`,
+    "--tls-key-file",
+    `${dir}/key.pem`,
+    "--tls-auth-clients",
+    "no",
+  ];
 
   const spawn = async () => {
     child = new Deno.Command(REDIS_SERVER, {
@@ -94,6 +139,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
         "noeviction",
         "--logfile",
         `${dir}/redis.log`,
+        ...tlsArgs,
       ],
       stdin: "null",
       stdout: "null",
@@ -127,6 +173,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     port,
     url: `redis://127.0.0.1:${port}`,
     dir,
+    tlsUrl: tlsPort === undefined ? undefined : `rediss://127.0.0.1:${tlsPort}`,
+    caPem: tlsPort === undefined ? undefined : await Deno.readTextFile(`${dir}/cert.pem`),
     stop,
     start: spawn,
     freeze() {

@@ -166,3 +166,22 @@ Deno.test("stopping the feed stops delivery; the engine can follow again", async
   assert.deepEqual(again.ids, later, "a new follow starts from now");
   assert.equal(sink.events.length, 3);
 });
+
+Deno.test("over rediss:// (TLS) the engine appends, replays and follows", async () => {
+  await using server = await startRedisServer({ tls: true });
+  await using engine = await RedisEngine.connect(server.tlsUrl!, { tlsCa: server.caPem });
+  const sink = new RecordingSink();
+  engine.follow(sink);
+  await engine.whenFollowing();
+  const ids = await publish(engine, "k", 3, "t");
+  await until(() => sink.events.length === 3, "delivered over TLS");
+  assert.deepEqual(sink.ids, ids);
+  assert.deepEqual(
+    (await engine.since(["k"], String(ids[0]))).events.map((e) => Number(e.id)),
+    ids.slice(1),
+  );
+  await assert.rejects(
+    RedisEngine.connect(server.tlsUrl!, { connectTimeoutMs: 1000 }),
+    /unavailable/,
+  );
+});
