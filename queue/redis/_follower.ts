@@ -164,7 +164,17 @@ export class Follower {
   /** Resolves the starting position, or checks after a reconnection that the dataset is the same. */
   async #sync(client: RedisClient): Promise<void> {
     const keys = this.#deps.keys;
-    const [born, counter] = await client.mget(keys.born, keys.counter);
+    // This connection has no command timeout (its reads block): bound this step here.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const [born, counter] = await Promise.race([
+      client.mget(keys.born, keys.counter),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error("no answer to the position query")),
+          this.#deps.options.commandTimeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (!this.#everConnected) {
       // "$" resolved to a concrete id: the counter and the log's last entry move together.
       this.#born = born;
