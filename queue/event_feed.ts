@@ -113,6 +113,11 @@ export interface EventFeed {
    * @returns A function that stops following (idempotent).
    */
   follow(sink: FeedSink): () => void;
+  /**
+   * Resolves once the feed's start position is fixed (optional): events
+   * appended after that are delivered to the sink.
+   */
+  whenFollowing?(): Promise<void>;
   /** The feed's state and counters. */
   readonly feedStats: FeedStats;
 }

@@ -167,6 +167,63 @@ export class DuplicateEventIdError extends Error {
 }
 
 /**
+ * A store cannot record or read events now (its server is down, slow or
+ * full). Publishers are told to come back later: the hub answers `503` with
+ * `Retry-After`. Network stores throw it (or a subclass).
+ *
+ * @example
+ * ```ts
+ * import { HistoryUnavailableError } from "./history.ts";
+ * const err = new HistoryUnavailableError("redis is down", { retryAfterSeconds: 1 });
+ * err.retryAfterSeconds; // 1
+ * ```
+ */
+export class HistoryUnavailableError extends Error {
+  /** Seconds a client should wait before retrying (for `Retry-After`). */
+  readonly retryAfterSeconds: number;
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong.
+   * @param options The cause, and the retry hint (default 1 s).
+   */
+  constructor(message: string, options: { cause?: unknown; retryAfterSeconds?: number } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "HistoryUnavailableError";
+    this.retryAfterSeconds = options.retryAfterSeconds ?? 1;
+  }
+}
+
+/**
+ * A store that assigns every id itself (a shared counter) refuses an id
+ * given by the publisher: the hub answers `400`.
+ *
+ * @example
+ * ```ts
+ * import { EventIdRefusedError } from "./history.ts";
+ * new EventIdRefusedError("news", "a1").message;
+ * ```
+ */
+export class EventIdRefusedError extends Error {
+  /** The channel. */
+  readonly channel: string;
+  /** The refused id. */
+  readonly id: string;
+  /**
+   * Creates the error.
+   *
+   * @param channel The channel.
+   * @param id The publisher's id.
+   */
+  constructor(channel: string, id: string) {
+    super(`event ids are assigned by the store: ${JSON.stringify(id)} refused`);
+    this.name = "EventIdRefusedError";
+    this.channel = channel;
+    this.id = id;
+  }
+}
+
+/**
  * The event type of gap notices.
  *
  * @example

@@ -19,14 +19,13 @@ interface Metric {
   samples: [labels: Record<string, string | number> | undefined, value: number][];
 }
 
+/** One metric with one unlabelled sample. */
+function m(name: string, type: Metric["type"], help: string, value: number): Metric {
+  return { name, type, help, samples: [[undefined, value]] };
+}
+
 function metricsOf(stats: ServerStats, extra: ExtraCounters): Metric[] {
   const s = stats.sessions;
-  const m = (
-    name: string,
-    type: Metric["type"],
-    help: string,
-    value: number,
-  ): Metric => ({ name, type, help, samples: [[undefined, value]] });
   return [
     m("sluice_sessions_open", "gauge", "Event streams open now.", s.open),
     m("sluice_sessions_capacity", "gauge", "Capacity of the session table.", s.capacity),
@@ -121,7 +120,43 @@ function metricsOf(stats: ServerStats, extra: ExtraCounters): Metric[] {
       samples: Object.entries(stats.httpErrors).map(([status, n]) => [{ status }, n]),
     },
     m("sluice_auth_failures_total", "counter", "Failed authentications.", extra.authFailures ?? 0),
+    ...feedMetrics(stats),
     m("sluice_uptime_seconds", "gauge", "Seconds since the server started.", stats.uptimeMs / 1000),
+  ];
+}
+
+/** The shared feed's state, when the server has one (e.g. the Redis engine). */
+function feedMetrics(stats: ServerStats): Metric[] {
+  const f = stats.feed;
+  if (f === undefined) return [];
+  return [
+    m(
+      "sluice_feed_connected",
+      "gauge",
+      "Whether the event feed is connected (1) or not (0).",
+      f.connected ? 1 : 0,
+    ),
+    m(
+      "sluice_feed_position",
+      "gauge",
+      "Id of the last event the feed delivered.",
+      Number(f.position ?? 0),
+    ),
+    m("sluice_feed_lag", "gauge", "Events appended but not yet delivered by the feed.", f.lag),
+    m("sluice_feed_delivered_total", "counter", "Events the feed delivered.", f.delivered),
+    m("sluice_feed_reconnects_total", "counter", "Feed reconnections after a loss.", f.reconnects),
+    m(
+      "sluice_feed_gaps_total",
+      "counter",
+      "Losses the feed announced (each streams a sluice.gap).",
+      f.gaps,
+    ),
+    m(
+      "sluice_feed_watchdog_restarts_total",
+      "counter",
+      "Feed connections restarted by the watchdog.",
+      f.watchdogRestarts,
+    ),
   ];
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { FeedStats } from "../queue/event_feed.ts";
 import type { MessageQueueStats } from "../queue/message_queue.ts";
 import type { SessionTableStats } from "../sessions/session_table.ts";
 import type { HttpServer } from "./http/http_server.ts";
@@ -62,6 +63,8 @@ export interface ServerStats {
   readonly requests: number;
   /** Milliseconds since the server started. */
   readonly uptimeMs: number;
+  /** The shared event feed (e.g. the Redis engine), when the history store is one. */
+  readonly feed?: FeedStats;
 }
 
 /**
@@ -104,5 +107,6 @@ export function collectStats(http: HttpServer, streams: Streams, startedAt: numb
     httpErrors: h.httpErrors,
     requests: h.requests,
     uptimeMs: Date.now() - startedAt,
+    feed: streams.delivery.feed?.feedStats,
   };
 }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { EventIdRefusedError, HistoryUnavailableError } from "../history.ts";
+
 /** Why the engine could not take a command. */
 export type EngineUnavailableReason =
   | "disconnected"
@@ -30,11 +32,9 @@ export type EngineUnavailableReason =
  * }
  * ```
  */
-export class EngineUnavailableError extends Error {
+export class EngineUnavailableError extends HistoryUnavailableError {
   /** What went wrong. */
   readonly reason: EngineUnavailableReason;
-  /** Seconds a client should wait before retrying (for `Retry-After`). */
-  readonly retryAfterSeconds: number;
   /**
    * Creates the error.
    *
@@ -47,10 +47,9 @@ export class EngineUnavailableError extends Error {
     detail: string,
     options: { cause?: unknown; retryAfterSeconds?: number } = {},
   ) {
-    super(`engine unavailable (${reason}): ${detail}`, { cause: options.cause });
+    super(`engine unavailable (${reason}): ${detail}`, options);
     this.name = "EngineUnavailableError";
     this.reason = reason;
-    this.retryAfterSeconds = options.retryAfterSeconds ?? 1;
   }
 }
 
@@ -67,11 +66,7 @@ export class EngineUnavailableError extends Error {
  * err.message; // 'event ids are assigned by the engine: publisher id "a1" refused in channel "news"'
  * ```
  */
-export class PublisherIdRefusedError extends Error {
-  /** The channel (history key). */
-  readonly channel: string;
-  /** The id the publisher gave. */
-  readonly id: string;
+export class PublisherIdRefusedError extends EventIdRefusedError {
   /**
    * Creates the error.
    *
@@ -79,12 +74,9 @@ export class PublisherIdRefusedError extends Error {
    * @param id The refused id.
    */
   constructor(channel: string, id: string) {
-    super(
-      `event ids are assigned by the engine: publisher id ${JSON.stringify(id)} refused in ` +
-        `channel ${JSON.stringify(channel)}`,
-    );
+    super(channel, id);
+    this.message = `event ids are assigned by the engine: publisher id ${JSON.stringify(id)} ` +
+      `refused in channel ${JSON.stringify(channel)}`;
     this.name = "PublisherIdRefusedError";
-    this.channel = channel;
-    this.id = id;
   }
 }

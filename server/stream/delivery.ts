@@ -19,6 +19,7 @@ import {
   type StoredEvent,
 } from "../../queue/history.ts";
 import { MessageQueue, type MessageQueueStats } from "../../queue/message_queue.ts";
+import type { EventFeed, FeedEvent, FeedGap, FeedSink } from "../../queue/event_feed.ts";
 import type { Session } from "../../sessions/session.ts";
 import type { SessionTable } from "../../sessions/session_table.ts";
 import { concatAll } from "../http/conn_io.ts";
@@ -76,6 +77,18 @@ const BUSY_GAP_MS = 2;
  */
 const BUSY_TIMER_MAX_TARGETS = 256;
 
+/**
+ * Whether a history store is also an event feed (several instances share it):
+ * then every event reaches streams through the feed, in id order, never
+ * straight from a local publish.
+ *
+ * @param store The store.
+ * @returns `true` when it has `follow`.
+ */
+export function isEventFeed(store: HistoryStore | undefined): store is HistoryStore & EventFeed {
+  return typeof (store as Partial<EventFeed> | undefined)?.follow === "function";
+}
+
 /** Options of {@linkcode Delivery}. */
 export interface DeliveryOptions {
   /** Capacity of the queue. */
@@ -86,6 +99,10 @@ export interface DeliveryOptions {
   readonly sessions: SessionTable;
   /** Where failures are logged. */
   readonly log: Logger;
+  /** The source registered at a path (feed events name their source by path). */
+  readonly sourceAt?: (path: string) => EventSource | undefined;
+  /** The feed lost events: the stream layer sends gap notices. */
+  readonly onFeedGap?: (gap: FeedGap) => void;
 }
 
 /**
@@ -127,6 +144,15 @@ export class Delivery {
   #delivered = 0;
   #dropped = 0;
   #appendFailures = 0;
+  readonly #feed: (HistoryStore & EventFeed) | undefined;
+  #stopFeed: (() => void) | undefined;
+  /** Resolves once the feed's start position is fixed (publishes wait for it). */
+  #feedReady: Promise<void> = Promise.resolve();
+  /** Id of the last feed event fanned out, as a number. */
+  #feedPosition = 0;
+  readonly #feedWaiters = new Set<{ id: number; resolve: () => void }>();
+  readonly #sourceAt: (path: string) => EventSource | undefined;
+  readonly #onFeedGap: (gap: FeedGap) => void;
 
   /**
    * Creates the queue; draining starts with the first event.
@@ -138,7 +164,71 @@ export class Delivery {
     this.#sessions = options.sessions;
     this.#log = options.log;
     this.#queue = new MessageQueue<QueuedEvent>(options.queueSize, this.#scheduleDrain);
+    this.#feed = isEventFeed(options.history) ? options.history : undefined;
+    this.#sourceAt = options.sourceAt ?? (() => undefined);
+    this.#onFeedGap = options.onFeedGap ?? (() => {});
   }
+
+  /** Whether events come from a shared feed (several instances). */
+  get feed(): EventFeed | undefined {
+    return this.#feed;
+  }
+
+  /** Starts following the feed, when the store is one. */
+  startFeed(): void {
+    const feed = this.#feed;
+    if (feed === undefined || this.#stopFeed !== undefined) return;
+    this.#stopFeed = feed.follow(this.#sink);
+    this.#feedReady = (feed.whenFollowing?.() ?? Promise.resolve()).catch(() => {});
+  }
+
+  /**
+   * Resolves once the feed has fanned out the event `id` (or at once without
+   * a feed, or when `timeoutMs` passes first: then `false`).
+   *
+   * @param id A numeric event id.
+   * @param timeoutMs The most to wait.
+   * @returns Whether the feed reached it.
+   */
+  feedReached(id: string, timeoutMs: number): Promise<boolean> {
+    const n = Number(id);
+    if (this.#feed === undefined || !(n > this.#feedPosition)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = { id: n, resolve: () => resolve(true) };
+      this.#feedWaiters.add(waiter);
+      setTimeout(() => {
+        if (this.#feedWaiters.delete(waiter)) resolve(false);
+      }, timeoutMs);
+    });
+  }
+
+  /** The sink the feed delivers to: the queue, in id order; a full queue pauses the feed. */
+  readonly #sink: FeedSink = {
+    deliver: (events: readonly FeedEvent[]): number => {
+      let taken = 0;
+      for (const e of events) {
+        if (!this.#running) break;
+        const at = e.key.indexOf("#");
+        const source = at < 0 ? undefined : this.#sourceAt(e.key.slice(0, at));
+        if (source !== undefined) {
+          const ev = { source, channel: e.key.slice(at + 1), bytes: e.bytes, fields: {}, id: e.id };
+          if (!this.#queue.push(ev)) break; // Full: the feed keeps the rest.
+        }
+        taken++;
+      }
+      return taken;
+    },
+    whenRoom: async (): Promise<void> => {
+      while (this.#running && this.#queue.length >= this.#queue.capacity) {
+        await this.#queue.waitForRoom(1000);
+      }
+    },
+    gap: (gap: FeedGap): void => {
+      // Everything before the hole goes out first.
+      this.drain();
+      this.#onFeedGap(gap);
+    },
+  };
 
   /** The history store, if any. */
   get history(): HistoryStore | undefined {
@@ -176,9 +266,10 @@ export class Delivery {
     return this.#appendTail;
   }
 
-  /** Refuses new events from now on and wakes publishers waiting for room. */
+  /** Refuses new events from now on, stops following the feed and wakes publishers waiting for room. */
   stop(): void {
     this.#running = false;
+    this.#stopFeed?.();
     this.#queue.wakeAll();
   }
 
@@ -194,6 +285,7 @@ export class Delivery {
    */
   publish(ev: QueuedEvent): boolean | Promise<boolean> {
     if (!this.#running) return false;
+    if (this.#feed !== undefined) return this.#publishToFeed(this.#feed, ev);
     const store = this.#history;
     if (store === undefined) {
       ev.id = ev.fields.id;
@@ -243,6 +335,7 @@ export class Delivery {
    * @returns Whether it was queued.
    */
   async publishWait(ev: QueuedEvent, timeoutMs: number): Promise<boolean> {
+    if (this.#feed !== undefined) return await this.publish(ev);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (!this.#running) return false;
@@ -254,6 +347,27 @@ export class Delivery {
         this.#refused++;
         return false;
       }
+    }
+  }
+
+  /**
+   * With a feed, a publish is only an append: the event reaches every
+   * instance's streams (this one's too) through the feed, in id order. The
+   * store bounds the appends in flight; the local queue is not involved.
+   */
+  async #publishToFeed(store: HistoryStore, ev: QueuedEvent): Promise<boolean> {
+    await this.#feedReady;
+    try {
+      const stored = await store.append(historyKey(ev.source, ev.channel), {
+        id: ev.fields.id,
+        bytes: ev.bytes,
+      });
+      ev.id = stored.id;
+      ev.bytes = stored.bytes;
+      return true;
+    } catch (err) {
+      this.#appendFailed(ev, err);
+      throw err;
     }
   }
 
@@ -324,6 +438,7 @@ export class Delivery {
     let runs: Map<EventSource, Map<string, QueuedEvent[]>> | undefined;
     for (let ev = this.#queue.shift(); ev !== undefined; ev = this.#queue.shift()) {
       this.#published++;
+      if (this.#feed !== undefined && ev.id !== undefined) this.#feedPosition = Number(ev.id);
       if (this.replaying.size > 0) {
         for (const r of this.replaying.values()) {
           if (r.source === ev.source && r.wants(ev.channel)) r.held.push(ev);
@@ -340,9 +455,18 @@ export class Delivery {
       if (run === undefined) byChannel.set(ev.channel, [ev]);
       else run.push(ev);
     }
-    if (runs === undefined) return;
-    for (const [source, byChannel] of runs) {
-      for (const [channel, run] of byChannel) this.#fanOutRun(source, channel, run);
+    if (runs !== undefined) {
+      for (const [source, byChannel] of runs) {
+        for (const [channel, run] of byChannel) this.#fanOutRun(source, channel, run);
+      }
+    }
+    if (this.#feedWaiters.size > 0) {
+      for (const w of this.#feedWaiters) {
+        if (w.id <= this.#feedPosition) {
+          this.#feedWaiters.delete(w);
+          w.resolve();
+        }
+      }
     }
   }
 

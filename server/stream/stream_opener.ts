@@ -27,6 +27,9 @@ import type { StreamCounters } from "./stream_counters.ts";
 /** The comment written right after the head of a stream that has no `retry:`. */
 const OPENED = encodeComment("ok");
 
+/** How long a new stream waits for a shared feed to catch up with its replay. */
+const FEED_CATCH_UP_MS = 5_000;
+
 /** Most events `?rewind=N` may ask for, per channel. */
 export const MAX_REWIND = 1000;
 
@@ -271,15 +274,13 @@ export class StreamOpener {
       held: [],
     };
     delivery.replaying.set(session.id, pending);
-    Promise.resolve(answer).catch((err) => {
+    const shared = delivery.feed !== undefined;
+    Promise.resolve(answer).catch((err): HistoryReplay | undefined => {
       log("error", "history read failed", { session: session.id, error: String(err) });
-      const unknown: HistoryReplay = {
-        events: [],
-        gap: lastId !== undefined,
-        earliest: null,
-        latest: null,
-      };
-      return unknown;
+      // A shared store that cannot answer cannot feed live events either:
+      // tell the browser to come back (below) instead of a gap.
+      if (shared) return undefined;
+      return { events: [], gap: lastId !== undefined, earliest: null, latest: null };
     }).then(async (replay) => {
       // Appends still pending may be in the replay as well: hold their
       // events too (they are skipped by id) before going live.
@@ -287,7 +288,18 @@ export class StreamOpener {
         await delivery.appended();
         delivery.drain();
       }
+      // With a shared feed, the replay may hold events the feed has not
+      // brought yet: hold live events until it has, so none comes twice.
+      const newest = replay?.events.at(-1)?.id;
+      if (replay !== undefined && newest !== undefined) {
+        if (!(await delivery.feedReached(newest, FEED_CATCH_UP_MS))) replay = undefined;
+      }
       if (delivery.replaying.get(session.id) !== pending) return; // Closed meanwhile.
+      if (replay === undefined) {
+        delivery.replaying.delete(session.id);
+        this.#comeBackLater(session, head);
+        return;
+      }
       delivery.replaying.delete(session.id);
       this.#writeReplay(session, source, head, lastId, replay, pending.held, sub);
       this.#attach(session, source, sub);
@@ -296,6 +308,22 @@ export class StreamOpener {
       log("error", "stream replay failed", { session: session.id, error: String(err) });
       session.close("closed");
     });
+  }
+
+  /**
+   * The shared store cannot serve this stream now: a `200` with a jittered
+   * `retry:`, then close, so the browser's `EventSource` comes back (any other
+   * status would make it give up for good).
+   */
+  #comeBackLater(session: Session, head: StreamHead): void {
+    const retry = encodeRetry(jitter(this.#host.retryAfter * 1000));
+    this.#host.counters.softRejected++;
+    this.#host.log("warn", "stream told to come back: history unavailable", {
+      session: session.id,
+      peer: session.remoteAddr,
+    });
+    session.write(concat(head.bytes, retry));
+    session.idle().then(() => session.close("closed"));
   }
 
   /**

@@ -9,6 +9,7 @@
 
 import { encodeComment, encodeRetry } from "../../queue/encode_event.ts";
 import { encodeGapEvent, type HistoryStore, isPromiseLike } from "../../queue/history.ts";
+import type { FeedGap } from "../../queue/event_feed.ts";
 import type { CloseReason, Session, SlowConsumerPolicy } from "../../sessions/session.ts";
 import { SessionTable } from "../../sessions/session_table.ts";
 import type { RequestLimits } from "../http/request_parser.ts";
@@ -99,6 +100,8 @@ export class Streams {
   readonly #watcher: StreamWatcher;
   readonly #opener: StreamOpener;
   readonly #sources = new Map<EventSource, readonly string[]>();
+  /** Sources by their (first) path, the prefix of their history keys. */
+  readonly #byPath = new Map<string, EventSource>();
   #http!: StreamsHttp;
   #running = true;
   #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
@@ -123,6 +126,8 @@ export class Streams {
       history: options.history,
       sessions: this.sessions,
       log: options.log,
+      sourceAt: (path) => this.#byPath.get(path),
+      onFeedGap: (gap) => this.#feedGap(gap),
     });
     this.#watcher = new StreamWatcher({
       limits: options.limits,
@@ -155,6 +160,7 @@ export class Streams {
    */
   start(http: StreamsHttp): void {
     this.#http = http;
+    this.delivery.startFeed();
     if (this.#opts.keepAlive > 0) {
       this.#keepAliveTimer = setInterval(() => this.#keepAliveTick(), this.#opts.keepAlive * 1000);
     }
@@ -205,6 +211,7 @@ export class Streams {
       throw err;
     }
     this.#sources.set(source, paths);
+    this.#byPath.set(source.path, source);
     return source;
   }
 
@@ -228,6 +235,7 @@ export class Streams {
     detach: (source) => {
       for (const path of this.#sources.get(source) ?? []) this.#http.removeRoute(path);
       this.#sources.delete(source);
+      if (this.#byPath.get(source.path) === source) this.#byPath.delete(source.path);
     },
   };
 
@@ -306,6 +314,29 @@ export class Streams {
       const bytes = encodeRetry(jitter(base));
       if (s.pendingBytes + bytes.length <= this.#opts.maxPendingBytes) s.write(bytes);
     }
+  }
+
+  /**
+   * The shared feed lost events (its store lost data, or trimmed past this
+   * instance's position): every stream that may have missed some gets one
+   * `sluice.gap` (all of them when the feed cannot tell which channels).
+   */
+  #feedGap(gap: FeedGap): void {
+    const keys = gap.keys === undefined ? undefined : new Set(gap.keys);
+    const notice = encodeGapEvent(gap.afterId, null);
+    let streams = 0;
+    for (const s of this.sessions) {
+      const source = this.sourceOf.get(s.id);
+      if (source === undefined || this.delivery.replaying.has(s.id)) continue;
+      if (keys !== undefined && !s.channels.some((c) => keys.has(historyKey(source, c)))) continue;
+      if (s.write(notice)) streams++;
+    }
+    this.counters.gapsSent += streams;
+    this.#log("warn", "event feed lost events", {
+      reason: gap.reason,
+      afterId: gap.afterId,
+      streams,
+    });
   }
 
   /** The `sluice.gap` event a session under the `drop` policy writes once it has caught up. */
