@@ -11,9 +11,11 @@
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { cors, type CorsOptions } from "./server/middleware/cors.ts";
-import { type HubOptions, startHub } from "./server/hub/hub.ts";
-import { SqliteHistory } from "./queue/sqlite_history.ts";
+import { DEFAULT_HUB_OPTIONS, type HubOptions, startHub } from "./server/hub/hub.ts";
+import { DEFAULT_SQLITE_HISTORY_OPTIONS, SqliteHistory } from "./queue/sqlite_history.ts";
+import { DEFAULT_SERVER_OPTIONS } from "./server/server_options.ts";
 import {
+  DEFAULT_SUBSCRIBER_AUTH_OPTIONS,
   publisherAuth,
   SUBSCRIBER_AUTH_SCHEMES,
   subscriberAuth,
@@ -26,8 +28,18 @@ import {
   UserStore,
 } from "./server/middleware/users.ts";
 import { createLineLogger } from "./server/hub/line_logger.ts";
-import { startMemoryReclaim } from "./server/hub/memory_reclaim.ts";
+import { DEFAULT_MEMORY_RECLAIM_OPTIONS, startMemoryReclaim } from "./server/hub/memory_reclaim.ts";
 import { parseArgsErrorMessage } from "./server/hub/cli_flags.ts";
+import { startMqttBridge } from "./server/hub/mqtt_wiring.ts";
+import { type HistoryStore, HistoryUnavailableError } from "./queue/history.ts";
+import type { Logger } from "./server/http/types.ts";
+
+/**
+ * The Redis engine's module, loaded by `--redis` only. Not a literal: Deno
+ * would resolve its npm client at start, and a gateway box may be offline
+ * (`deno compile` needs `--include queue/redis/mod.ts`).
+ */
+const REDIS_MODULE = new URL("./queue/redis/mod.ts", import.meta.url).href;
 
 /** A CLI flag: its type, environment variable, default and help text. */
 interface Flag {
@@ -44,31 +56,31 @@ const FLAGS: Record<string, Flag> = {
   port: {
     type: "string",
     env: "SLUICE_PORT",
-    default: "8080",
+    default: String(DEFAULT_SERVER_OPTIONS.port),
     help: "TCP port (0: any free port)",
   },
   hostname: {
     type: "string",
     env: "SLUICE_HOSTNAME",
-    default: "0.0.0.0",
+    default: DEFAULT_SERVER_OPTIONS.hostname,
     help: "address to listen on",
   },
   "max-clients": {
     type: "string",
     env: "SLUICE_MAX_CLIENTS",
-    default: "1024",
+    default: String(DEFAULT_SERVER_OPTIONS.maxClients),
     help: "most event streams at once; more get 503",
   },
   "queue-size": {
     type: "string",
     env: "SLUICE_QUEUE_SIZE",
-    default: "1024",
+    default: String(DEFAULT_SERVER_OPTIONS.queueSize),
     help: "capacity of the message queue; publishes beyond it get 503",
   },
   keepalive: {
     type: "string",
     env: "SLUICE_KEEPALIVE",
-    default: "15",
+    default: String(DEFAULT_SERVER_OPTIONS.keepAlive),
     help: "seconds between keep-alive comments (0: off)",
   },
   retry: {
@@ -79,19 +91,19 @@ const FLAGS: Record<string, Flag> = {
   heartbeat: {
     type: "string",
     env: "SLUICE_HEARTBEAT",
-    default: "0",
+    default: String(DEFAULT_HUB_OPTIONS.heartbeat),
     help: "seconds between events on channel 'heartbeat' (0: off)",
   },
   history: {
     type: "string",
     env: "SLUICE_HISTORY",
-    default: "1000",
+    default: String(DEFAULT_SERVER_OPTIONS.history),
     help: "events kept per channel for Last-Event-ID replay (0: off, no ids assigned)",
   },
   "history-bytes": {
     type: "string",
     env: "SLUICE_HISTORY_BYTES",
-    default: "1048576",
+    default: String(DEFAULT_SERVER_OPTIONS.historyBytes),
     help: "bytes of events kept per channel for replay",
   },
   "history-file": {
@@ -103,33 +115,33 @@ const FLAGS: Record<string, Flag> = {
   "history-sync": {
     type: "string",
     env: "SLUICE_HISTORY_SYNC",
-    default: "normal",
+    default: DEFAULT_SQLITE_HISTORY_OPTIONS.synchronous,
     help: "with --history-file: normal (survives kill -9) or full (fsync per event, survives " +
       "power loss)",
   },
   "max-pending-bytes": {
     type: "string",
     env: "SLUICE_MAX_PENDING_BYTES",
-    default: "1048576",
+    default: String(DEFAULT_SERVER_OPTIONS.maxPendingBytes),
     help: "bytes queued for one stream before the slow-consumer policy applies",
   },
   "slow-consumer": {
     type: "string",
     env: "SLUICE_SLOW_CONSUMER",
-    default: "disconnect",
+    default: DEFAULT_SERVER_OPTIONS.slowConsumer,
     help: "over budget: disconnect (client replays on reconnect) or drop (skip, then sluice.gap)",
   },
   "max-pending-heads": {
     type: "string",
     env: "SLUICE_MAX_PENDING_HEADS",
-    default: "512",
+    default: String(DEFAULT_SERVER_OPTIONS.maxPendingHeads),
     help: "connections at once still sending their request (slowloris cap); past it the " +
       "longest-trickling one gets 503",
   },
   "reclaim-after": {
     type: "string",
     env: "SLUICE_RECLAIM_AFTER",
-    default: "5000",
+    default: String(DEFAULT_MEMORY_RECLAIM_OPTIONS.afterConnections),
     help: "after this many connections opened or streams closed, once 1 s passes with none " +
       "and while V8's young generation is still grown, run one memory-reducing garbage " +
       "collection (needs --v8-flags=--expose-gc, as in deno task start; pauses 60-100 ms at " +
@@ -138,7 +150,7 @@ const FLAGS: Record<string, Flag> = {
   "watch-streams": {
     type: "string",
     env: "SLUICE_WATCH_STREAMS",
-    default: "1024",
+    default: String(DEFAULT_SERVER_OPTIONS.watchStreams),
     help: "most stream sockets that keep a read pending, to notice a departed client at once " +
       "(about 2.5 KiB each while idle); past it, or with 0, departed clients are found by " +
       "failed writes, at the latest at the second keep-alive",
@@ -146,13 +158,13 @@ const FLAGS: Record<string, Flag> = {
   "write-timeout": {
     type: "string",
     env: "SLUICE_WRITE_TIMEOUT",
-    default: "0",
+    default: String(DEFAULT_SERVER_OPTIONS.writeTimeout),
     help: "ms a stream write may stay stuck before the client is disconnected (0: no deadline)",
   },
   busy: {
     type: "string",
     env: "SLUICE_BUSY",
-    default: "503",
+    default: DEFAULT_SERVER_OPTIONS.busy,
     help: "session table full: 503, or retry (200 with a jittered retry:, browsers keep trying)",
   },
   demo: {
@@ -163,13 +175,13 @@ const FLAGS: Record<string, Flag> = {
   "demo-min-interval": {
     type: "string",
     env: "SLUICE_DEMO_MIN_INTERVAL",
-    default: "1",
+    default: String(DEFAULT_HUB_OPTIONS.demo.minIntervalMs / 1000),
     help: "with --demo (implies it): shortest seconds between updates of a sensor",
   },
   "demo-max-interval": {
     type: "string",
     env: "SLUICE_DEMO_MAX_INTERVAL",
-    default: "3",
+    default: String(DEFAULT_HUB_OPTIONS.demo.maxIntervalMs / 1000),
     help: "with --demo (implies it): longest seconds between updates of a sensor",
   },
   "publish-token": {
@@ -181,13 +193,13 @@ const FLAGS: Record<string, Flag> = {
   "max-event-bytes": {
     type: "string",
     env: "SLUICE_MAX_EVENT_BYTES",
-    default: "65536",
+    default: String(DEFAULT_HUB_OPTIONS.maxEventBytes),
     help: "largest publish request body in bytes; larger get 413",
   },
   "max-channels": {
     type: "string",
     env: "SLUICE_MAX_CHANNELS",
-    default: "32",
+    default: String(DEFAULT_HUB_OPTIONS.maxChannels),
     help: "most channels of one GET /events?channel=a&channel=b stream",
   },
   auth: {
@@ -196,7 +208,12 @@ const FLAGS: Record<string, Flag> = {
     default: "none",
     help: "subscriber auth: none, basic, digest or bearer",
   },
-  realm: { type: "string", env: "SLUICE_REALM", default: "sluice", help: "auth realm" },
+  realm: {
+    type: "string",
+    env: "SLUICE_REALM",
+    default: DEFAULT_SUBSCRIBER_AUTH_OPTIONS.realm,
+    help: "auth realm",
+  },
   user: {
     type: "string",
     multiple: true,
@@ -230,6 +247,35 @@ const FLAGS: Record<string, Flag> = {
     type: "boolean",
     env: "SLUICE_CORS_CREDENTIALS",
     help: "allow credentials (cookies, HTTP auth) cross-origin; not with *",
+  },
+  redis: {
+    type: "string",
+    env: "SLUICE_REDIS",
+    help: "share channels, ids and history with every instance started with the same Redis: " +
+      "redis://[:password@]host:port[/db] or rediss://; not with --history-file",
+  },
+  "reuse-port": {
+    type: "boolean",
+    env: "SLUICE_REUSE_PORT",
+    help: "several instances share one port (Linux SO_REUSEPORT; needs --redis, and " +
+      "deno run --unstable-net)",
+  },
+  mqtt: {
+    type: "string",
+    env: "SLUICE_MQTT",
+    help: "bridge an MQTT broker: mqtt://[user:pass@]host:port or mqtts://; each message " +
+      "becomes an event on the channel named by its topic",
+  },
+  "mqtt-topic": {
+    type: "string",
+    env: "SLUICE_MQTT_TOPIC",
+    multiple: true,
+    help: "with --mqtt: topic filter to subscribe to (repeatable; + and # wildcards; default #)",
+  },
+  "mqtt-client-id": {
+    type: "string",
+    env: "SLUICE_MQTT_CLIENT_ID",
+    help: "with --mqtt: the bridge's persistent client id (default sluice-<hostname>)",
   },
   cert: {
     type: "string",
@@ -403,6 +449,16 @@ function implyFlags(values: Record<string, unknown>, given: ReadonlySet<string>)
       `--${users[0]} conflicts with --auth ${values.auth}: users are for --auth basic or digest`,
     );
   }
+  if (values["reuse-port"] === true && values.redis === undefined) {
+    throw new UsageError(
+      "--reuse-port needs --redis: instances that share a port must share their events",
+    );
+  }
+  for (const flag of ["mqtt-topic", "mqtt-client-id"]) {
+    if (given.has(flag) && values.mqtt === undefined) {
+      throw new UsageError(`--${flag} needs --mqtt (the broker to bridge)`);
+    }
+  }
   for (const interval of ["demo-min-interval", "demo-max-interval"]) {
     if (!given.has(interval)) continue;
     if (!given.has("demo")) imply("demo", true, interval);
@@ -510,6 +566,21 @@ function securityOptions(values: Record<string, unknown>): HubOptions {
 }
 
 /**
+ * Connects the Redis engine of `--redis` (loaded only then: a hub without it
+ * needs no npm package and starts offline).
+ */
+async function redisEngine(values: Record<string, unknown>, log: Logger): Promise<HistoryStore> {
+  if (values["history-file"] !== undefined) {
+    throw new UsageError("--redis and --history-file cannot be combined: history lives in Redis");
+  }
+  const { RedisEngine } = await import(REDIS_MODULE) as typeof import("./queue/redis/mod.ts");
+  return await RedisEngine.connect(String(values.redis), {
+    maxEvents: Math.max(1, intFlag(values, "history", 0)),
+    logger: log,
+  });
+}
+
+/**
  * Runs the CLI.
  *
  * @param args Command-line arguments.
@@ -546,8 +617,10 @@ export async function main(args: string[]): Promise<number> {
   try {
     reclaimAfter = intFlag(values, "reclaim-after", 0);
     delivery = deliveryOptions(values);
+    if (values.redis !== undefined) delivery.historyStore = await redisEngine(values, log);
     hub = startHub({
       ...delivery,
+      reusePort: values["reuse-port"] === true,
       port: intFlag(values, "port", 0),
       hostname: String(values.hostname),
       maxClients: intFlag(values, "max-clients", 1),
@@ -568,7 +641,7 @@ export async function main(args: string[]): Promise<number> {
         }),
     });
   } catch (err) {
-    delivery?.historyStore?.close();
+    await delivery?.historyStore?.close();
     if (err instanceof UsageError || err instanceof RangeError) {
       console.error(`sluice: ${err.message.replace(/\.$/, "")}. Try --help.`);
       return 2;
@@ -581,7 +654,28 @@ export async function main(args: string[]): Promise<number> {
       console.error(`sluice: address in use: ${values.hostname}:${values.port}`);
       return 1;
     }
+    if (err instanceof HistoryUnavailableError) {
+      console.error(`sluice: cannot reach --redis: ${err.message}`);
+      return 1;
+    }
     throw err;
+  }
+  if (values.mqtt !== undefined) {
+    try {
+      await startMqttBridge(hub, {
+        url: String(values.mqtt),
+        topics: listFlag(values, "mqtt-topic"),
+        clientId: values["mqtt-client-id"] === undefined
+          ? undefined
+          : String(values["mqtt-client-id"]),
+        maxPayloadBytes: intFlag(values, "max-event-bytes", 1),
+        logger: log,
+      });
+    } catch (err) {
+      console.error(`sluice: --mqtt: ${err instanceof Error ? err.message : String(err)}`);
+      await hub.shutdown();
+      return 2;
+    }
   }
   const reclaim = startMemoryReclaim(hub.server, {
     afterConnections: reclaimAfter,

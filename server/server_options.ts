@@ -20,6 +20,14 @@ export interface ServerOptions {
   port?: number;
   /** Address to listen on. @default {"0.0.0.0"} */
   hostname?: string;
+  /**
+   * Share the port with other processes (Linux `SO_REUSEPORT`: the kernel
+   * spreads connections over them). Deno 2.9 needs `--unstable-net` for it.
+   * Only for instances that share their events (a shared history store such
+   * as the Redis engine), or they would diverge.
+   * @default {false}
+   */
+  reusePort?: boolean;
   /** PEM certificate chain; with `key`, the server listens with TLS. */
   cert?: string;
   /** PEM private key for `cert`. */
@@ -130,6 +138,7 @@ export type BusyPolicy = "503" | "retry";
 export const DEFAULT_SERVER_OPTIONS = {
   port: 8080,
   hostname: "0.0.0.0",
+  reusePort: false,
   maxClients: 1024,
   queueSize: 1024,
   keepAlive: 15,
@@ -220,6 +229,7 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
   const opts: ResolvedServerOptions = {
     port,
     hostname: options.hostname ?? d.hostname,
+    reusePort: options.reusePort ?? d.reusePort,
     maxClients,
     maxConnections: positiveInt(
       "maxConnections",

@@ -36,6 +36,8 @@ export interface HttpServerLimits extends RequestLimits {
   readonly port: number;
   /** Address to listen on. */
   readonly hostname: string;
+  /** Share the port with other processes (`SO_REUSEPORT`). */
+  readonly reusePort?: boolean;
   /** Most sockets at once, adopted ones included. */
   readonly maxConnections: number;
   /** Milliseconds to receive a whole request head (and body) before 408. */
@@ -131,9 +133,10 @@ export class HttpServer {
     );
     this.secure = options.tls !== undefined;
     const { port, hostname } = this.#limits;
+    const reusePort = this.#limits.reusePort === true ? { reusePort: true } : {};
     this.#listener = options.tls
       ? Deno.listenTls({ port, hostname, cert: options.tls.cert, key: options.tls.key })
-      : Deno.listen({ port, hostname });
+      : Deno.listen({ port, hostname, ...reusePort });
     this.addr = this.#listener.addr as Deno.NetAddr;
     this.#reads = new RequestReads(this.#limits);
   }

@@ -10,7 +10,11 @@
  */
 
 import type { EventFields } from "../../queue/encode_event.ts";
-import { DuplicateEventIdError } from "../../queue/history.ts";
+import {
+  DuplicateEventIdError,
+  EventIdRefusedError,
+  HistoryUnavailableError,
+} from "../../queue/history.ts";
 import { cors, type CorsOptions } from "../middleware/cors.ts";
 import { DemoSensors, type DemoSensorsOptions, sensorStateJson } from "./demo_sensors.ts";
 import { type EventSource, PublishRejectedError } from "../stream/event_source.ts";
@@ -23,6 +27,15 @@ import { serve, type SluiceServer } from "../server.ts";
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from "../server_options.ts";
 import { loadStaticAssets, type StaticAsset } from "./static_assets.ts";
 import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
+
+/** Defaults of the hub's own options (the CLI's flag table shows these). */
+export const DEFAULT_HUB_OPTIONS = {
+  heartbeat: 0,
+  /** The demo sensors' pace when `demo: true`. */
+  demo: { minIntervalMs: 1000, maxIntervalMs: 3000 },
+  maxEventBytes: DEFAULT_PUBLISH_API_OPTIONS.maxEventBytes,
+  maxChannels: DEFAULT_MAX_CHANNELS,
+} as const;
 
 /** Options of {@linkcode startHub}: the server's, plus the hub's own. */
 export interface HubOptions extends ServerOptions {
@@ -83,11 +96,41 @@ export interface Hub extends AsyncDisposable {
   publish(channel: string, data: string, fields?: EventFields): boolean;
   /** Refused authentications so far (subscribers and publishers). */
   readonly authFailures: number;
+  /**
+   * Adds a part's counters to `/status` (under `name`) and `/metrics` (each
+   * numeric or boolean field as `sluice_<name>_<field>`), e.g. a bridge's.
+   *
+   * @param name A short lower-case name, e.g. `mqtt`.
+   * @param stats Reads the counters.
+   */
+  addStatus(name: string, stats: () => object): void;
+  /**
+   * Runs `fn` when the hub shuts down, before the server stops (a bridge stops first).
+   *
+   * @param fn What to stop.
+   */
+  onShutdown(fn: () => void | Promise<void>): void;
   /** Stops gracefully (timers, then the server). */
   shutdown(): Promise<void>;
 }
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
+
+/** The numeric and boolean fields of each part's counters, as Prometheus gauges. */
+function partsMetrics(parts: ReadonlyMap<string, () => object>): string {
+  let out = "";
+  const walk = (prefix: string, value: unknown): void => {
+    if (typeof value === "number" || typeof value === "boolean") {
+      out += `# TYPE ${prefix} gauge\n${prefix} ${Number(value)}\n`;
+    } else if (value !== null && typeof value === "object") {
+      for (const [k, v] of Object.entries(value)) {
+        walk(`${prefix}_${k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())}`, v);
+      }
+    }
+  };
+  for (const [name, read] of parts) walk(`sluice_${name}`, read());
+  return out;
+}
 
 function plain(status: number, text: string, headers: Record<string, string> = {}): HttpResponse {
   return {
@@ -114,17 +157,17 @@ function plain(status: number, text: string, headers: Record<string, string> = {
  * ```
  */
 export function startHub(options: HubOptions = {}): Hub {
-  const heartbeat = options.heartbeat ?? 0;
+  const heartbeat = options.heartbeat ?? DEFAULT_HUB_OPTIONS.heartbeat;
   if (!(Number.isFinite(heartbeat) && heartbeat >= 0)) {
     throw new RangeError(
       `heartbeat must be a non-negative number of seconds: received ${heartbeat}`,
     );
   }
-  const maxEventBytes = options.maxEventBytes ?? DEFAULT_PUBLISH_API_OPTIONS.maxEventBytes;
+  const maxEventBytes = options.maxEventBytes ?? DEFAULT_HUB_OPTIONS.maxEventBytes;
   if (!(Number.isSafeInteger(maxEventBytes) && maxEventBytes >= 1)) {
     throw new RangeError(`maxEventBytes must be a positive integer: received ${maxEventBytes}`);
   }
-  const maxChannels = options.maxChannels ?? DEFAULT_MAX_CHANNELS;
+  const maxChannels = options.maxChannels ?? DEFAULT_HUB_OPTIONS.maxChannels;
   if (!(Number.isSafeInteger(maxChannels) && maxChannels >= 1)) {
     throw new RangeError(`maxChannels must be a positive integer: received ${maxChannels}`);
   }
@@ -150,7 +193,7 @@ export function startHub(options: HubOptions = {}): Hub {
         // a restart on a history file, where 1, 2, 3... would already be taken).
         id: historyOn ? undefined : String(++demoId),
       });
-    }, options.demo === true ? {} : options.demo)
+    }, options.demo === true ? DEFAULT_HUB_OPTIONS.demo : options.demo)
     : undefined;
   const server = serve({
     ...options,
@@ -187,6 +230,14 @@ export function startHub(options: HubOptions = {}): Hub {
       if (err instanceof PublishRejectedError) {
         return plain(503, "Service Unavailable: queue full", { "Retry-After": "1" });
       }
+      if (err instanceof HistoryUnavailableError) {
+        return plain(503, "Service Unavailable: history store unavailable", {
+          "Retry-After": String(err.retryAfterSeconds),
+        });
+      }
+      if (err instanceof EventIdRefusedError) {
+        return plain(400, "Bad Request: event ids are assigned by the history store");
+      }
       throw err;
     }
     return {
@@ -219,12 +270,17 @@ export function startHub(options: HubOptions = {}): Hub {
       "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
       "Cache-Control": "no-store",
     },
-    body: prometheusText(server.stats, { authFailures }),
+    body: prometheusText(server.stats, { authFailures }) + partsMetrics(parts),
   }), { middleware: metricsGuard });
   server.route("GET", "/status", () => ({
     status: 200,
     headers: { ...JSON_HEADERS, "Cache-Control": "no-store" },
-    body: `${JSON.stringify(statusObject(server.stats, { authFailures }))}\n`,
+    body: `${
+      JSON.stringify({
+        ...statusObject(server.stats, { authFailures }),
+        ...Object.fromEntries([...parts].map(([name, read]) => [name, read()])),
+      })
+    }\n`,
   }), { middleware: metricsGuard });
 
   const started = Date.now();
@@ -237,9 +293,12 @@ export function startHub(options: HubOptions = {}): Hub {
     }, heartbeat * 1000)
     : undefined;
 
+  const parts = new Map<string, () => object>();
+  const stoppers: (() => void | Promise<void>)[] = [];
   const shutdown = async () => {
     clearInterval(timer);
     demo?.stop();
+    await Promise.allSettled(stoppers.map((stop) => stop()));
     await server.shutdown();
   };
   demo?.start();
@@ -249,6 +308,13 @@ export function startHub(options: HubOptions = {}): Hub {
     publish,
     get authFailures() {
       return authFailures;
+    },
+    addStatus: (name, stats) => {
+      if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new TypeError(`bad status name: ${name}`);
+      parts.set(name, stats);
+    },
+    onShutdown: (fn) => {
+      stoppers.push(fn);
     },
     shutdown,
     [Symbol.asyncDispose]: shutdown,

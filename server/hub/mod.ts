@@ -17,7 +17,7 @@
  * @module
  */
 
-export { type Hub, type HubOptions, startHub } from "./hub.ts";
+export { DEFAULT_HUB_OPTIONS, type Hub, type HubOptions, startHub } from "./hub.ts";
 export { channelsFromQuery, DEFAULT_MAX_CHANNELS, selectionFromQuery } from "./channels.ts";
 export {
   DEFAULT_PUBLISH_API_OPTIONS,
