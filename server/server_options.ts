@@ -26,6 +26,18 @@ export interface ServerOptions {
   key?: string;
   /** Capacity of the session table: most event streams at once. @default {1024} */
   maxClients?: number;
+  /**
+   * Most event streams one peer address may hold open at once, so that one
+   * host cannot take every slot of the table; past it, a new stream from that
+   * address gets the same answer as a full table (`busy`), counted in
+   * `stats.perIpRejected`. An IPv4-mapped IPv6 peer counts as its IPv4
+   * address. Left unset, the default applies to every peer except loopback
+   * ones (127.0.0.0/8, `::1`: a local reverse proxy or the machine itself);
+   * a value given here applies to every peer, loopback included. `0`: no cap
+   * (e.g. behind a proxy on another host, where every stream comes from it).
+   * @default {min(64, max(1, ceil(maxClients / 4))), loopback exempt}
+   */
+  maxClientsPerIp?: number;
   /** Most sockets at once, streams and plain requests together. @default {maxClients + 256} */
   maxConnections?: number;
   /** Capacity of the message queue. @default {1024} */
@@ -131,6 +143,8 @@ export const DEFAULT_SERVER_OPTIONS = {
   port: 8080,
   hostname: "0.0.0.0",
   maxClients: 1024,
+  /** The most a default per-peer cap is (it is also at most a quarter of `maxClients`). */
+  maxClientsPerIp: 64,
   queueSize: 1024,
   keepAlive: 15,
   maxPendingBytes: 1024 * 1024,
@@ -197,6 +211,8 @@ export type ResolvedServerOptions =
   & {
     /** Most streams watched at once (`Infinity` for `true`, `0` for `false`). */
     watchStreams: number;
+    /** Loopback peers are not counted against `maxClientsPerIp` (it was not given). */
+    exemptLoopback: boolean;
   };
 
 /**
@@ -221,6 +237,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     port,
     hostname: options.hostname ?? d.hostname,
     maxClients,
+    maxClientsPerIp: options.maxClientsPerIp === undefined
+      ? Math.min(d.maxClientsPerIp, Math.max(1, Math.ceil(maxClients / 4)))
+      : positiveInt("maxClientsPerIp", options.maxClientsPerIp, 0),
+    exemptLoopback: options.maxClientsPerIp === undefined,
     maxConnections: positiveInt(
       "maxConnections",
       options.maxConnections ?? maxClients + 256,
