@@ -385,7 +385,8 @@ export class HttpServer {
         await writeAll(conn, result.bytes);
         return "response-sent";
       }
-      const close = this.#writeResponse(conn, req, result, keepAlive);
+      // Whether the server is still running is read again once the handler has answered.
+      const close = this.#writeResponse(conn, req, result, keepAlive && this.#running);
       await close.written;
       if (close.close) return "response-sent";
       if (!this.#running) return "shutdown";
@@ -452,7 +453,8 @@ export class HttpServer {
       err.status,
       [["Content-Type", "text/plain; charset=utf-8"], ...err.headers],
       err.message + "\n",
-      { close: err.close },
+      // The loop closes after every error it answers itself: say so, whatever the error asked.
+      { close: true },
     );
     await writeAll(conn, bytes).catch(() => {});
   }

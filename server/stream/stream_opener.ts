@@ -120,8 +120,10 @@ export class StreamOpener {
           reason: res.status === 401 || res.status === 403 ? "auth-failed" : "rejected",
         });
       }
+      // A refused HEAD gets the head alone: body bytes after it would be read as the next answer.
       const bytes = encodeResponse(res.status, [...extra, ...headerPairs(res.headers)], res.body, {
         close: true,
+        headOnly: req.method === "HEAD",
       });
       return { kind: "bytes", bytes, status: res.status };
     }
