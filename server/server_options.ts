@@ -99,8 +99,11 @@ export interface ServerOptions {
    * slowloris cap. A connection counts once a read leaves its request
    * incomplete, or once it has sent nothing for `min(1 s, headerTimeout / 4)`;
    * one that sends its whole request at once never counts. Past the cap, the
-   * connection counted longest is answered `503` and closed, counted in
-   * `stats.connectionsClosed["pending-heads-full"]`.
+   * connection counted longest of the peer address that holds the most is
+   * answered `503` and closed, counted in
+   * `stats.connectionsClosed["pending-heads-full"]`. At `maxConnections`, a
+   * connection still receiving its request is evicted the same way to let a
+   * newcomer in, so that one host's silent sockets cannot lock others out.
    * @default {512}
    */
   maxPendingHeads?: number;
