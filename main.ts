@@ -71,6 +71,12 @@ const FLAGS: Record<string, Flag> = {
     default: String(DEFAULT_SERVER_OPTIONS.maxClients),
     help: "most event streams at once; more get 503",
   },
+  "max-clients-per-ip": {
+    type: "string",
+    env: "SLUICE_MAX_CLIENTS_PER_IP",
+    help: "most event streams from one address; more get the busy answer (default: " +
+      "min(64, max-clients/4), loopback exempt; a value given applies to loopback too; 0: no cap)",
+  },
   "queue-size": {
     type: "string",
     env: "SLUICE_QUEUE_SIZE",
@@ -624,6 +630,9 @@ export async function main(args: string[]): Promise<number> {
       port: intFlag(values, "port", 0),
       hostname: String(values.hostname),
       maxClients: intFlag(values, "max-clients", 1),
+      maxClientsPerIp: values["max-clients-per-ip"] === undefined
+        ? undefined
+        : intFlag(values, "max-clients-per-ip", 0),
       queueSize: intFlag(values, "queue-size", 1),
       keepAlive: intFlag(values, "keepalive", 0),
       retry: values.retry === undefined ? undefined : intFlag(values, "retry", 0),

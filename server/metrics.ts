@@ -36,6 +36,18 @@ function metricsOf(stats: ServerStats, extra: ExtraCounters): Metric[] {
       "Streams refused with 503 (table full).",
       s.rejected,
     ),
+    m(
+      "sluice_streams_rejected_per_ip_total",
+      "counter",
+      "Streams refused because their address held maxClientsPerIp streams already.",
+      stats.perIpRejected,
+    ),
+    m(
+      "sluice_stream_peers",
+      "gauge",
+      "Peer addresses with streams counted against maxClientsPerIp now.",
+      stats.streamPeers,
+    ),
     {
       name: "sluice_sessions_closed_total",
       type: "counter",

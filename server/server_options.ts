@@ -34,6 +34,18 @@ export interface ServerOptions {
   key?: string;
   /** Capacity of the session table: most event streams at once. @default {1024} */
   maxClients?: number;
+  /**
+   * Most event streams one peer address may hold open at once, so that one
+   * host cannot take every slot of the table; past it, a new stream from that
+   * address gets the same answer as a full table (`busy`), counted in
+   * `stats.perIpRejected`. An IPv4-mapped IPv6 peer counts as its IPv4
+   * address. Left unset, the default applies to every peer except loopback
+   * ones (127.0.0.0/8, `::1`: a local reverse proxy or the machine itself);
+   * a value given here applies to every peer, loopback included. `0`: no cap
+   * (e.g. behind a proxy on another host, where every stream comes from it).
+   * @default {min(64, max(1, ceil(maxClients / 4))), loopback exempt}
+   */
+  maxClientsPerIp?: number;
   /** Most sockets at once, streams and plain requests together. @default {maxClients + 256} */
   maxConnections?: number;
   /** Capacity of the message queue. @default {1024} */
@@ -95,8 +107,11 @@ export interface ServerOptions {
    * slowloris cap. A connection counts once a read leaves its request
    * incomplete, or once it has sent nothing for `min(1 s, headerTimeout / 4)`;
    * one that sends its whole request at once never counts. Past the cap, the
-   * connection counted longest is answered `503` and closed, counted in
-   * `stats.connectionsClosed["pending-heads-full"]`.
+   * connection counted longest of the peer address that holds the most is
+   * answered `503` and closed, counted in
+   * `stats.connectionsClosed["pending-heads-full"]`. At `maxConnections`, a
+   * connection still receiving its request is evicted the same way to let a
+   * newcomer in, so that one host's silent sockets cannot lock others out.
    * @default {512}
    */
   maxPendingHeads?: number;
@@ -140,6 +155,8 @@ export const DEFAULT_SERVER_OPTIONS = {
   hostname: "0.0.0.0",
   reusePort: false,
   maxClients: 1024,
+  /** The most a default per-peer cap is (it is also at most a quarter of `maxClients`). */
+  maxClientsPerIp: 64,
   queueSize: 1024,
   keepAlive: 15,
   maxPendingBytes: 1024 * 1024,
@@ -206,6 +223,8 @@ export type ResolvedServerOptions =
   & {
     /** Most streams watched at once (`Infinity` for `true`, `0` for `false`). */
     watchStreams: number;
+    /** Loopback peers are not counted against `maxClientsPerIp` (it was not given). */
+    exemptLoopback: boolean;
   };
 
 /**
@@ -231,6 +250,10 @@ export function resolveServerOptions(options: ServerOptions): ResolvedServerOpti
     hostname: options.hostname ?? d.hostname,
     reusePort: options.reusePort ?? d.reusePort,
     maxClients,
+    maxClientsPerIp: options.maxClientsPerIp === undefined
+      ? Math.min(d.maxClientsPerIp, Math.max(1, Math.ceil(maxClients / 4)))
+      : positiveInt("maxClientsPerIp", options.maxClientsPerIp, 0),
+    exemptLoopback: options.maxClientsPerIp === undefined,
     maxConnections: positiveInt(
       "maxConnections",
       options.maxConnections ?? maxClients + 256,

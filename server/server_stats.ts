@@ -55,6 +55,10 @@ export interface ServerStats {
   readonly writeTimeouts: number;
   /** Streams answered with a `retry:` and closed under `busy: "retry"`. */
   readonly softRejected: number;
+  /** Streams refused because their peer address already held `maxClientsPerIp` streams. */
+  readonly perIpRejected: number;
+  /** Peer addresses with streams counted against `maxClientsPerIp` now. */
+  readonly streamPeers: number;
   /** Bytes written to event streams, open and closed. */
   readonly bytesWritten: number;
   /** Requests answered with an error status, by status. */
@@ -101,6 +105,8 @@ export function collectStats(http: HttpServer, streams: Streams, startedAt: numb
     gapsSent: c.gapsSent,
     writeTimeouts: c.writeTimeouts,
     softRejected: c.softRejected,
+    perIpRejected: c.perIpRejected,
+    streamPeers: streams.peers.peers,
     bytesWritten: streams.bytesWritten,
     pendingHeads: h.pendingHeads,
     connectionsClosed: h.connectionsClosed,

@@ -13,6 +13,7 @@ import { HttpError } from "./http_error.ts";
 import { parseRequestHead, type RequestHead, type RequestLimits } from "./request_parser.ts";
 import { encodeResponse, headerPairs } from "./response_head.ts";
 import { type PendingHead, PendingHeads } from "./pending_heads.ts";
+import { peerIp } from "./peer_address.ts";
 import {
   closeQuietly,
   concat,
@@ -111,6 +112,8 @@ export class HttpServer {
   /** The slowloris cap: sockets still receiving a request. */
   readonly #pending: PendingHeads<Deno.Conn>;
   readonly #conns = new Set<Deno.Conn>();
+  /** Sockets evicted to make room at `maxConnections`, still closing. */
+  readonly #leaving = new Set<Deno.Conn>();
   readonly #handlers = new Set<Promise<void>>();
   #acceptLoop: Promise<void> = Promise.resolve();
   #running = true;
@@ -220,9 +223,16 @@ export class HttpServer {
         continue;
       }
       this.#counters.accepted++;
-      if (this.#conns.size + this.#adopted() >= this.#limits.maxConnections) {
-        this.#refuse(conn);
-        continue;
+      if (this.#conns.size - this.#leaving.size + this.#adopted() >= this.#limits.maxConnections) {
+        // Full: a socket still receiving its request (of the peer holding the
+        // most) makes room, so that one host's silent sockets cannot lock
+        // everyone else out; with none, the newcomer is refused.
+        const victim = this.#pending.makeRoom();
+        if (victim === undefined) {
+          this.#refuse(conn);
+          continue;
+        }
+        this.#leaving.add(victim);
       }
       if (!this.secure) {
         try {
@@ -236,6 +246,7 @@ export class HttpServer {
       this.#conns.add(conn);
       const p = this.#serveConn(conn).finally(() => {
         this.#conns.delete(conn);
+        this.#leaving.delete(conn);
         this.#handlers.delete(p);
       });
       this.#handlers.add(p);
@@ -258,7 +269,13 @@ export class HttpServer {
    */
   async #serveConn(conn: Deno.Conn): Promise<void> {
     const peer = conn.remoteAddr as Deno.NetAddr;
-    const pending: PendingHead = { since: 0, evicted: false, deadline: 0, wake: undefined };
+    const pending: PendingHead = {
+      peer: peerIp(peer.hostname),
+      since: 0,
+      evicted: false,
+      deadline: 0,
+      wake: undefined,
+    };
     let reason: ConnectionCloseReason;
     let error: string | undefined;
     let adoption: { adopt: (leftover: Uint8Array) => void; leftover: Uint8Array } | undefined;
@@ -388,7 +405,8 @@ export class HttpServer {
         await writeAll(conn, result.bytes);
         return "response-sent";
       }
-      const close = this.#writeResponse(conn, req, result, keepAlive);
+      // Whether the server is still running is read again once the handler has answered.
+      const close = this.#writeResponse(conn, req, result, keepAlive && this.#running);
       await close.written;
       if (close.close) return "response-sent";
       if (!this.#running) return "shutdown";
@@ -455,7 +473,8 @@ export class HttpServer {
       err.status,
       [["Content-Type", "text/plain; charset=utf-8"], ...err.headers],
       err.message + "\n",
-      { close: err.close },
+      // The loop closes after every error it answers itself: say so, whatever the error asked.
+      { close: true },
     );
     await writeAll(conn, bytes).catch(() => {});
   }

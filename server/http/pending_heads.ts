@@ -1,17 +1,24 @@
 /**
  * The slowloris cap: tracks the sockets that are still receiving a request
- * and, past `maxPendingHeads`, evicts the one that has been counted longest.
+ * and, past `maxPendingHeads`, evicts one: the oldest counted socket of the
+ * peer address that holds the most, so that a flood from one host is thinned
+ * before anyone else is touched.
  *
  * A socket is not counted at once: a client that sends its request in one
  * piece leaves on its first read and never is. It counts once a read leaves
  * its request incomplete ({@linkcode PendingHeads.markSlow}) or once it has
- * been silent for a grace period.
+ * been silent for a grace period. When the server is at `maxConnections`,
+ * {@linkcode PendingHeads.makeRoom} evicts the oldest receiving socket of the
+ * peer that holds the most, counted or not, so that a newcomer is not refused
+ * because one host fills every socket with silence.
  *
  * @module
  */
 
 /** A socket while it receives a request: when it started, and how to evict it. */
 export interface PendingHead {
+  /** The peer address (see `peerIp`): sockets are evicted per peer first. */
+  readonly peer: string;
   /** When it started receiving (ms since the epoch). */
   since: number;
   /** Set when the socket was chosen to make room under the cap. */
@@ -22,12 +29,20 @@ export interface PendingHead {
   wake: ((why: "timeout" | "evicted") => void) | undefined;
 }
 
+/** The sockets of one peer receiving a request (oldest first), and how many of them count. */
+interface PeerHeads<K> {
+  readonly sockets: Map<K, PendingHead>;
+  counted: number;
+}
+
 /** The sockets receiving a request, keyed by socket. */
 export class PendingHeads<K> {
   /** Not counted yet; oldest first. */
   readonly #fresh = new Map<K, PendingHead>();
   /** Counted against the cap (trickling or silent); oldest first. */
   readonly #slow = new Map<K, PendingHead>();
+  /** The same sockets by peer; only peers with one or more. */
+  readonly #byPeer = new Map<string, PeerHeads<K>>();
   readonly #cap: number;
   readonly #grace: number;
 
@@ -47,6 +62,11 @@ export class PendingHeads<K> {
     return this.#slow.size;
   }
 
+  /** Peers with sockets receiving a request now. */
+  get peers(): number {
+    return this.#byPeer.size;
+  }
+
   /**
    * Notes that a socket has begun receiving a request.
    *
@@ -59,6 +79,11 @@ export class PendingHeads<K> {
     pending.since = now;
     pending.evicted = false;
     this.#fresh.set(key, pending);
+    let heads = this.#byPeer.get(pending.peer);
+    if (heads === undefined) {
+      this.#byPeer.set(pending.peer, heads = { sockets: new Map(), counted: 0 });
+    }
+    heads.sockets.set(key, pending);
     this.#age(now);
   }
 
@@ -81,8 +106,33 @@ export class PendingHeads<K> {
    * @param key The socket.
    */
   leave(key: K): void {
-    this.#fresh.delete(key);
-    this.#slow.delete(key);
+    const p = this.#fresh.get(key) ?? this.#slow.get(key);
+    if (p !== undefined) this.#forget(key, p);
+  }
+
+  /**
+   * Evicts one receiving socket so that a new connection can be accepted at
+   * `maxConnections`: the oldest of the peer holding the most, a counted one
+   * of that peer first.
+   *
+   * @returns The evicted socket (its read wakes), or `undefined` when none is receiving.
+   */
+  makeRoom(): K | undefined {
+    this.#age(Date.now());
+    let most: PeerHeads<K> | undefined;
+    for (const heads of this.#byPeer.values()) {
+      if (most === undefined || heads.sockets.size > most.sockets.size) most = heads;
+    }
+    if (most === undefined) return undefined;
+    let victim: K | undefined;
+    for (const key of most.sockets.keys()) {
+      if (most.counted === 0 || this.#slow.has(key)) {
+        victim = key;
+        break;
+      }
+    }
+    if (victim !== undefined) this.#evict(victim, most.sockets.get(victim)!);
+    return victim;
   }
 
   /** Counts the sockets silent past the grace period (oldest first). */
@@ -94,16 +144,39 @@ export class PendingHeads<K> {
     }
   }
 
-  /** Counts a socket; at the cap the one counted longest is evicted first (its read wakes). */
+  /**
+   * Counts a socket; at the cap one is evicted first: the oldest counted
+   * socket of the peer with the most counted.
+   */
   #count(key: K, p: PendingHead): void {
     if (this.#slow.size >= this.#cap) {
-      const victim = this.#slow.entries().next().value;
-      if (victim !== undefined) {
-        this.#slow.delete(victim[0]);
-        victim[1].evicted = true;
-        victim[1].wake?.("evicted");
+      let most: PeerHeads<K> | undefined;
+      for (const heads of this.#byPeer.values()) {
+        if (most === undefined || heads.counted > most.counted) most = heads;
+      }
+      for (const [k, v] of most?.sockets ?? []) {
+        if (this.#slow.has(k)) {
+          this.#evict(k, v);
+          break;
+        }
       }
     }
     this.#slow.set(key, p);
+    this.#byPeer.get(p.peer)!.counted++;
+  }
+
+  #evict(key: K, p: PendingHead): void {
+    this.#forget(key, p);
+    p.evicted = true;
+    p.wake?.("evicted");
+  }
+
+  #forget(key: K, p: PendingHead): void {
+    const heads = this.#byPeer.get(p.peer);
+    if (this.#slow.delete(key) && heads) heads.counted--;
+    this.#fresh.delete(key);
+    if (heads === undefined) return;
+    heads.sockets.delete(key);
+    if (heads.sockets.size === 0) this.#byPeer.delete(p.peer);
   }
 }

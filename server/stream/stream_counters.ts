@@ -16,6 +16,8 @@ export interface StreamCounters {
   writeTimeouts: number;
   /** Streams answered with a `retry:` and closed under `busy: "retry"`. */
   softRejected: number;
+  /** Streams refused because their peer already held `maxClientsPerIp` streams. */
+  perIpRejected: number;
   /** Bytes written by sessions that have ended. */
   bytesOfClosed: number;
 }
@@ -38,6 +40,7 @@ export function newStreamCounters(): StreamCounters {
     gapsSent: 0,
     writeTimeouts: 0,
     softRejected: 0,
+    perIpRejected: 0,
     bytesOfClosed: 0,
   };
 }

@@ -22,6 +22,7 @@ import { appendReplayBlock } from "./_replay_block.ts";
 import { tagEvent } from "./channel_tag.ts";
 import { type Delivery, historyKey, type PendingReplay, type QueuedEvent } from "./delivery.ts";
 import type { EventSource } from "./event_source.ts";
+import type { PeerStreams } from "./peer_streams.ts";
 import type { StreamCounters } from "./stream_counters.ts";
 
 /** The comment written right after the head of a stream that has no `retry:`. */
@@ -75,6 +76,8 @@ export function jitter(base: number): number {
 export interface StreamOpenerHost {
   /** The session table. */
   readonly sessions: SessionTable;
+  /** Open streams per peer address (the `maxClientsPerIp` cap). */
+  readonly peers: PeerStreams;
   /** The delivery path (history, queue, held events). */
   readonly delivery: Delivery;
   /** The counters it adds to. */
@@ -85,6 +88,8 @@ export interface StreamOpenerHost {
   readonly log: Logger;
   /** Whether new streams are accepted (the server is not stopping). */
   readonly running: () => boolean;
+  /** Most streams per peer (`maxClientsPerIp`; `0`: no cap), for the log. */
+  readonly maxPerIp: number;
   /** Full table: `"503"`, or `"retry"` (200 with a jittered `retry:`, then close). */
   readonly busy: "503" | "retry";
   /** Seconds in `Retry-After` (and the base of the busy `retry:`). */
@@ -137,7 +142,8 @@ export class StreamOpener {
     extra: [string, string][],
   ): Promise<RequestResult> {
     const host = this.#host;
-    const peer = peerString(conn.remoteAddr as Deno.NetAddr);
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    const peer = peerString(addr);
     const guarded = source.guard(req, extra);
     const res = isPromiseLike(guarded) ? await guarded : guarded;
     if (res !== undefined) {
@@ -149,8 +155,10 @@ export class StreamOpener {
           reason: res.status === 401 || res.status === 403 ? "auth-failed" : "rejected",
         });
       }
+      // A refused HEAD gets the head alone: body bytes after it would be read as the next answer.
       const bytes = encodeResponse(res.status, [...extra, ...headerPairs(res.headers)], res.body, {
         close: true,
+        headOnly: req.method === "HEAD",
       });
       return { kind: "bytes", bytes, status: res.status };
     }
@@ -167,10 +175,15 @@ export class StreamOpener {
     if (req.method === "HEAD") {
       return { kind: "bytes", bytes: encodeStreamHead(extra, { close: true }), status: 200 };
     }
+    // Checked before the table, so a peer at its cap is not counted as a full table.
+    if (host.peers.full(addr.hostname)) {
+      host.counters.perIpRejected++;
+      return this.#busy(req, peer, extra, "per-ip-limit");
+    }
     const release = host.sessions.reserve();
     if (release === undefined || !host.running()) {
       release?.();
-      return this.#busy(req, peer, extra);
+      return this.#busy(req, peer, extra, "rejected");
     }
     const header = req.headers.get("last-event-id") || req.query.get("lastEventId") || undefined;
     const lastEventId = header === undefined ? undefined : header.slice(0, 256);
@@ -179,6 +192,7 @@ export class StreamOpener {
       channels: filters.length > 0 ? filters.map((f) => f.filter) : selection.channels,
       lastEventId,
     }, release);
+    host.peers.opened(session.id, addr.hostname);
     host.sourceOf.set(session.id, source);
     // Some browsers (Firefox) fire `open` only at the first body byte, which
     // on a quiet channel could be a keep-alive away: when no `retry:` follows
@@ -204,20 +218,34 @@ export class StreamOpener {
     };
   }
 
-  /** The answer to a stream that finds the table full (or the server stopping). */
-  #busy(req: HttpRequest, peer: string, extra: [string, string][]): RequestResult {
+  /**
+   * The answer to a stream that finds the table full (or the server
+   * stopping), or whose peer holds `maxClientsPerIp` streams already: the
+   * same busy answer, logged with its reason.
+   */
+  #busy(
+    req: HttpRequest,
+    peer: string,
+    extra: [string, string][],
+    reason: "rejected" | "per-ip-limit",
+  ): RequestResult {
     const host = this.#host;
-    const fields = { peer, path: req.path, capacity: host.sessions.capacity, reason: "rejected" };
+    const why = reason === "per-ip-limit"
+      ? "too many streams from this address"
+      : "session table full";
+    const fields = reason === "per-ip-limit"
+      ? { peer, path: req.path, limit: host.maxPerIp, reason }
+      : { peer, path: req.path, capacity: host.sessions.capacity, reason };
     if (host.busy === "retry") {
       // Soft reject: a 200 stream that only says when to come back, so a
       // browser's EventSource keeps retrying (any non-200 stops it for good).
       host.counters.softRejected++;
-      host.log("warn", "stream soft-rejected: session table full", fields);
+      host.log("warn", `stream soft-rejected: ${why}`, fields);
       const retryMs = jitter(host.retryAfter * 1000);
       const head = encodeStreamHead(headerPairs(extra), { close: true });
       return { kind: "bytes", bytes: concat(head, encodeRetry(retryMs)), status: 200 };
     }
-    host.log("warn", "stream rejected: session table full", fields);
+    host.log("warn", `stream rejected: ${why}`, fields);
     return { kind: "bytes", bytes: host.busyResponse(extra), status: 503 };
   }
 

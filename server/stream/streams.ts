@@ -19,6 +19,7 @@ import { Delivery, type DeliveryStats, historyKey, type QueuedEvent } from "./de
 import { EventSource, type EventSourceOptions, PublishRejectedError } from "./event_source.ts";
 import type { SourceHost } from "./event_source.ts";
 import { newStreamCounters, type StreamCounters } from "./stream_counters.ts";
+import { PeerStreams } from "./peer_streams.ts";
 import { jitter, StreamOpener } from "./stream_opener.ts";
 import { StreamWatcher } from "./stream_watch.ts";
 
@@ -28,6 +29,10 @@ const KEEP_ALIVE = encodeComment("keep-alive");
 export interface StreamsOptions {
   /** Session table capacity. */
   readonly maxClients: number;
+  /** Most streams per peer address; `0`: no cap. */
+  readonly maxClientsPerIp: number;
+  /** Loopback peers are not counted against `maxClientsPerIp`. */
+  readonly exemptLoopback: boolean;
   /** Queue capacity. */
   readonly queueSize: number;
   /** Per-session byte budget. */
@@ -93,6 +98,8 @@ export class Streams {
   readonly delivery: Delivery;
   /** Counters the parts add to. */
   readonly counters: StreamCounters = newStreamCounters();
+  /** Open streams per peer address (`maxClientsPerIp`). */
+  readonly peers: PeerStreams;
   /** The source of each open stream; its size is the number of sockets streams own. */
   readonly sourceOf: Map<number, EventSource> = new Map();
   readonly #opts: StreamsOptions;
@@ -115,6 +122,9 @@ export class Streams {
   constructor(options: StreamsOptions) {
     this.#opts = options;
     this.#log = options.log;
+    this.peers = new PeerStreams(options.maxClientsPerIp, {
+      exemptLoopback: options.exemptLoopback,
+    });
     this.sessions = new SessionTable(options.maxClients, {
       maxPendingBytes: options.maxPendingBytes,
       slowConsumer: options.slowConsumer,
@@ -136,6 +146,8 @@ export class Streams {
     });
     this.#opener = new StreamOpener({
       sessions: this.sessions,
+      peers: this.peers,
+      maxPerIp: options.maxClientsPerIp,
       delivery: this.delivery,
       counters: this.counters,
       sourceOf: this.sourceOf,
@@ -365,6 +377,7 @@ export class Streams {
       });
     }
     this.counters.bytesOfClosed += session.bytesSent;
+    this.peers.closed(session.id);
     this.delivery.replaying.delete(session.id);
     const source = this.sourceOf.get(session.id);
     this.sourceOf.delete(session.id);

@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { prometheusText } from "../../server/metrics.ts";
 import { serve, type SluiceServer } from "../../server/server.ts";
 import { RawClient } from "../_util/raw_client.ts";
+import { until } from "./_hub.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -262,4 +263,107 @@ Deno.test("maxPendingHeads must be a positive integer", () => {
     () => serve({ port: 0, hostname: "127.0.0.1", maxPendingHeads: 0 }),
     { name: "RangeError", message: "maxPendingHeads must be a positive integer: received 0" },
   );
+});
+
+/** `GET path` with curl bound to 127.0.0.2 (another peer); the status, or 0 when it failed. */
+async function curlStatusFrom127002(port: number, path: string): Promise<number> {
+  const out = await new Deno.Command("curl", {
+    args: [
+      "-sS",
+      "--max-time",
+      "10",
+      "--interface",
+      "127.0.0.2",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      `http://127.0.0.1:${port}${path}`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return Number(new TextDecoder().decode(out.stdout)) || 0;
+}
+
+/** Connects and sends nothing; resolves when the server closes the socket or `stop` aborts. */
+async function silent(port: number, stop: AbortSignal): Promise<"closed" | "refused"> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch {
+    return "refused";
+  }
+  const onAbort = () => {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
+  stop.addEventListener("abort", onAbort, { once: true });
+  const buf = new Uint8Array(512);
+  try {
+    while ((await conn.read(buf)) !== null) { /* the 503, if any */ }
+  } catch {
+    // Reset or closed by the abort.
+  }
+  stop.removeEventListener("abort", onAbort);
+  onAbort();
+  return "closed";
+}
+
+Deno.test({
+  name: "a flood of silent connects from one peer does not starve another peer's requests",
+  ignore: !(await (async () => {
+    try {
+      return (await new Deno.Command("curl", { args: ["--version"], stdout: "null" }).output())
+        .success;
+    } catch {
+      return false;
+    }
+  })()),
+  async fn() {
+    const FLOOD = 3_000;
+    const AT_ONCE = 600;
+    await using server = serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      maxClients: 64, // maxConnections: the default, 64 + 256
+      maxPendingHeads: 100,
+      headerTimeout: 4_000,
+      keepAlive: 0,
+    });
+    server.route("GET", "/ok", () => ({ status: 200, body: "ok\n" }));
+    const port = server.addr.port;
+    const stop = new AbortController();
+    let started = 0;
+    // AT_ONCE connections held silent at any moment, each replaced as soon as it ends.
+    const flood = Array.from({ length: AT_ONCE }, async () => {
+      while (started < FLOOD && !stop.signal.aborted) {
+        started++;
+        await silent(port, stop.signal);
+      }
+    });
+    const statuses: number[] = [];
+    let maxOpen = 0;
+    const sampler = setInterval(() => {
+      maxOpen = Math.max(maxOpen, server.stats.connections);
+    }, 5);
+    try {
+      await until(() => started >= AT_ONCE, "the flood under way");
+      // The other peer's requests, one after another while the flood goes on.
+      for (let i = 0; i < 10; i++) statuses.push(await curlStatusFrom127002(port, "/ok"));
+    } finally {
+      stop.abort();
+      await Promise.all(flood);
+      clearInterval(sampler);
+    }
+    assert.deepEqual(statuses, Array(10).fill(200), `answers to 127.0.0.2: ${statuses}`);
+    const s = server.stats;
+    // The flood filled every socket, and room was made by evicting its silent sockets; the
+    // sockets evicted and still closing are all that can pass maxConnections.
+    assert.ok(maxOpen >= 64 + 256, `the flood held ${maxOpen} sockets at most`);
+    assert.ok(maxOpen <= 2 * (64 + 256), `${maxOpen} sockets open at once`);
+    assert.ok(s.connectionsClosed["pending-heads-full"] > 0, JSON.stringify(s.connectionsClosed));
+    await drained(server);
+  },
 });

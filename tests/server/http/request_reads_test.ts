@@ -3,7 +3,7 @@ import { RequestReads } from "../../../server/http/_request_reads.ts";
 import type { PendingHead } from "../../../server/http/pending_heads.ts";
 
 function pendingHead(): PendingHead {
-  return { since: 0, evicted: false, deadline: 0, wake: undefined };
+  return { peer: "127.0.0.1", since: 0, evicted: false, deadline: 0, wake: undefined };
 }
 
 /** A socket whose reads answer `n` at once, or never. */
