@@ -14,7 +14,7 @@
  */
 
 export { RedisEngine } from "./redis_engine.ts";
-export type { RedisEngineStats, SinceOptions } from "./redis_engine.ts";
+export type { RedisEngineStats, RedisSinceOptions } from "./redis_engine.ts";
 export { DEFAULT_REDIS_ENGINE_OPTIONS } from "./options.ts";
 export type {
   RedisEngineLogger,
@@ -37,5 +37,7 @@ export type {
   HistoryReplay,
   HistoryStore,
   MaybePromise,
+  SinceOptions,
   StoredEvent,
 } from "../history.ts";
+export { EventIdRefusedError, HistoryUnavailableError } from "../history.ts";

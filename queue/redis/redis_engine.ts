@@ -21,8 +21,8 @@ import { loadScripts, PUBLISH, runScript, SINCE } from "./_scripts.ts";
 import { EngineUnavailableError, PublisherIdRefusedError } from "./errors.ts";
 import type { RedisEngineOptions } from "./options.ts";
 
-/** Options of {@linkcode RedisEngine.since}. */
-export interface SinceOptions {
+/** Options of {@linkcode RedisEngine.since} (the core's `SinceOptions`, and what `last` means after an id here). */
+export interface RedisSinceOptions {
   /**
    * Keep only the newest `last` events of each key (after `lastId` when it
    * is given). Without `lastId` this is a rewind: the last N retained events
@@ -260,7 +260,7 @@ export class RedisEngine implements HistoryStore, EventFeed, AsyncDisposable {
   async since(
     keys: readonly string[],
     lastId?: string,
-    options: SinceOptions = {},
+    options: RedisSinceOptions = {},
   ): Promise<HistoryReplay> {
     const last = options.last;
     if (last !== undefined && (!Number.isSafeInteger(last) || last < 1)) {

@@ -33,6 +33,8 @@ export class HttpError extends Error {
   /** Extra response headers, e.g. `Retry-After`. */
   readonly headers: [string, string][];
   /**
+   * Creates the error.
+   *
    * @param status Status code.
    * @param message Short, fixed text; never raw request bytes.
    * @param options Whether to close the connection (default `true`) and extra headers.

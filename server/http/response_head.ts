@@ -37,7 +37,11 @@ export const STATUS_TEXT: Readonly<Record<number, string>> = {
 
 /** Thrown when a header name or value would break the response head. */
 export class InvalidHeaderError extends Error {
-  /** @param message What was wrong. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was wrong.
+   */
   constructor(message: string) {
     super(message);
     this.name = "InvalidHeaderError";

@@ -21,7 +21,11 @@ interface Entry<T> {
 
 /** Thrown when a route pattern is malformed or registered twice. */
 export class RoutePatternError extends Error {
-  /** @param message What was wrong. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was wrong.
+   */
   constructor(message: string) {
     super(message);
     this.name = "RoutePatternError";

@@ -87,17 +87,18 @@ export interface CliSpec<F extends Record<string, FlagSpec> = Record<string, Fla
   positionals?: readonly { name: string; help: string }[];
 }
 
-type ValueOf<S extends FlagSpec> = S["type"] extends "boolean" ? boolean
+/** The type of one flag's value: boolean, number, one of its choices, or string. */
+export type FlagValueOf<S extends FlagSpec> = S["type"] extends "boolean" ? boolean
   : S["type"] extends "number" | "integer" ? number
   : S extends { choices: readonly (infer C)[] } ? C
   : string;
 
 /** The typed values of a flag table: flags without a default may be `undefined`. */
 export type FlagValues<F extends Record<string, FlagSpec>> = {
-  -readonly [K in keyof F]: F[K] extends { multiple: true } ? ValueOf<F[K]>[]
+  -readonly [K in keyof F]: F[K] extends { multiple: true } ? FlagValueOf<F[K]>[]
     : F[K] extends { type: "boolean" } ? boolean
-    : F[K] extends { default: string | number } ? ValueOf<F[K]>
-    : ValueOf<F[K]> | undefined;
+    : F[K] extends { default: string | number } ? FlagValueOf<F[K]>
+    : FlagValueOf<F[K]> | undefined;
 };
 
 /** What {@linkcode parseFlags} found. */
@@ -113,6 +114,8 @@ export interface ParsedFlags<F extends Record<string, FlagSpec>> {
 /** A bad command line; the message names the flag and is one line. */
 export class FlagError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was wrong, naming the flag.
    */
   constructor(message: string) {

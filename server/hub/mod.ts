@@ -59,6 +59,7 @@ export {
   FlagError,
   type FlagSpec,
   type FlagType,
+  type FlagValueOf,
   type FlagValues,
   type ParsedFlags,
   parseFlags,

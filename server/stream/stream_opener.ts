@@ -281,7 +281,7 @@ export class StreamOpener {
     let answer: HistoryReplay | Promise<HistoryReplay>;
     try {
       const keys = this.#replayKeys(store, source, session, sub);
-      const options = { last: sub.rewind };
+      const options = lastId === undefined && sub.rewind > 0 ? { last: sub.rewind } : undefined;
       answer = isPromiseLike(keys)
         ? keys.then((k) => store.since(k, lastId, options))
         : store.since(keys, lastId, options);
