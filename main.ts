@@ -8,28 +8,21 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { cors, type CorsOptions } from "./server/middleware/cors.ts";
 import { DEFAULT_HUB_OPTIONS, type HubOptions, startHub } from "./server/hub/hub.ts";
-import { DEFAULT_SQLITE_HISTORY_OPTIONS, SqliteHistory } from "./queue/sqlite_history.ts";
+import { DEFAULT_SQLITE_HISTORY_OPTIONS } from "./queue/sqlite_history_options.ts";
 import { DEFAULT_SERVER_OPTIONS } from "./server/server_options.ts";
 import {
   DEFAULT_SUBSCRIBER_AUTH_OPTIONS,
   publisherAuth,
   SUBSCRIBER_AUTH_SCHEMES,
-  subscriberAuth,
   type SubscriberAuthScheme,
 } from "./server/hub/hub_auth.ts";
-import {
-  loadHtdigest,
-  parseUserFlag,
-  UserFormatError,
-  UserStore,
-} from "./server/middleware/users.ts";
+import type { Middleware } from "./server/http/types.ts";
 import { createLineLogger } from "./server/hub/line_logger.ts";
 import { DEFAULT_MEMORY_RECLAIM_OPTIONS, startMemoryReclaim } from "./server/hub/memory_reclaim.ts";
-import { parseArgsErrorMessage } from "./server/hub/cli_flags.ts";
+import { FlagError, scanArgs } from "./server/hub/scan_args.ts";
 import { startMqttBridge } from "./server/hub/mqtt_wiring.ts";
 import { type HistoryStore, HistoryUnavailableError } from "./queue/history.ts";
 import type { Logger } from "./server/http/types.ts";
@@ -308,8 +301,11 @@ function usage(): string {
 Usage: deno run --allow-net --allow-env main.ts [flags]
 
 Endpoints:
-  GET  /events/<channel>   subscribe (text/event-stream); channel: [A-Za-z0-9._~-]{1,128}
-  GET  /events?channel=a&channel=b   subscribe to several channels (event type: <channel>[:<name>])
+  GET  /events/<channel>   subscribe (text/event-stream); channel: 1-8 levels of
+                           [A-Za-z0-9._~-]{1,128} joined by /, e.g. sensors/kitchen/temp
+  GET  /events?channel=a&channel=b&topic=sensors/+/temp   several channels and MQTT-style
+                           filters on one stream (event type: <channel>[:<name>])
+       ?rewind=N           on any stream: the newest N events of each channel first
   POST /events/<channel>   publish: text/plain body (?event=, ?id=) or JSON {"data", "event", "id",
                            "retry"}; 202 {"id"}; a token with --publish-token, else loopback only
   GET  /metrics, /status   Prometheus text, JSON
@@ -340,7 +336,7 @@ function choiceFlag<T extends string>(
 }
 
 /** History, slow-consumer and busy options; opens the history file when one is given. */
-function deliveryOptions(values: Record<string, unknown>): HubOptions {
+async function deliveryOptions(values: Record<string, unknown>): Promise<HubOptions> {
   const history = intFlag(values, "history", 0);
   const historyBytes = intFlag(values, "history-bytes", 1);
   const synchronous = choiceFlag(values, "history-sync", ["normal", "full"] as const);
@@ -357,6 +353,8 @@ function deliveryOptions(values: Record<string, unknown>): HubOptions {
   if (values["history-file"] !== undefined) {
     if (history === 0) throw new UsageError("--history-file needs --history >= 1");
     const path = String(values["history-file"]);
+    // Loaded only with --history-file: node:sqlite is not for an in-memory hub.
+    const { SqliteHistory } = await import("./queue/sqlite_history.ts");
     try {
       options.historyStore = new SqliteHistory(path, {
         maxEvents: history,
@@ -396,9 +394,10 @@ function parse(args: string[]) {
   }
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+    values = { ...scanArgs(args, options).values } as typeof values;
   } catch (err) {
-    throw new UsageError(parseArgsErrorMessage(err));
+    if (!(err instanceof FlagError)) throw err;
+    throw new UsageError(err.message);
   }
   const given = new Set<string>();
   for (const [name, f] of Object.entries(FLAGS)) {
@@ -501,15 +500,59 @@ function checked<T>(flag: string, build: () => T): T {
   try {
     return build();
   } catch (err) {
-    if (err instanceof TypeError || err instanceof UserFormatError) {
+    if (err instanceof TypeError) {
       throw new UsageError(`${flag}: ${err.message}`);
     }
     throw err;
   }
 }
 
+/**
+ * The subscriber auth of the flags. Its modules (password hashing with
+ * node:crypto) are loaded only when a scheme or users are given.
+ */
+async function subscriberOptions(
+  values: Record<string, unknown>,
+  scheme: SubscriberAuthScheme,
+): Promise<Middleware | undefined> {
+  const userFlags = listFlag(values, "user");
+  const usersFile = readFlagFile(values, "users-file");
+  const tokens = listFlag(values, "subscribe-token");
+  if (scheme === "none" && userFlags.length === 0 && usersFile === undefined) return undefined;
+  const { loadHtdigest, parseUserFlag, UserFormatError, UserStore } = await import(
+    "./server/middleware/users.ts"
+  );
+  const { subscriberAuth } = await import("./server/hub/subscriber_auth.ts");
+  const checkedFlag = <T>(flag: string, build: () => T): T => {
+    try {
+      return checked(flag, build);
+    } catch (err) {
+      if (err instanceof UserFormatError) throw new UsageError(`${flag}: ${err.message}`);
+      throw err;
+    }
+  };
+  let users: InstanceType<typeof UserStore> | undefined;
+  if (userFlags.length > 0 || usersFile !== undefined) {
+    if (scheme !== "basic" && scheme !== "digest") {
+      throw new UsageError("--user and --users-file need --auth basic or --auth digest");
+    }
+    const store = users = new UserStore();
+    for (const flag of userFlags) {
+      const { user, password } = checkedFlag("--user", () => parseUserFlag(flag));
+      store.addPassword(user, password);
+    }
+    if (usersFile !== undefined) checkedFlag("--users-file", () => loadHtdigest(usersFile, store));
+  }
+  const realm = String(values.realm);
+  return checkedFlag(
+    `--auth ${scheme}`,
+    () =>
+      subscriberAuth({ scheme, realm, users, tokens: scheme === "bearer" ? tokens : undefined }),
+  );
+}
+
 /** The publish, auth, CORS and TLS options of the flags; reads the files they name. */
-function securityOptions(values: Record<string, unknown>): HubOptions {
+async function securityOptions(values: Record<string, unknown>): Promise<HubOptions> {
   const scheme = String(values.auth) as SubscriberAuthScheme;
   if (!SUBSCRIBER_AUTH_SCHEMES.includes(scheme)) {
     throw new UsageError(
@@ -518,30 +561,7 @@ function securityOptions(values: Record<string, unknown>): HubOptions {
       }`,
     );
   }
-  const realm = String(values.realm);
-  const userFlags = listFlag(values, "user");
-  const usersFile = readFlagFile(values, "users-file");
-  const tokens = listFlag(values, "subscribe-token");
-  let users: UserStore | undefined;
-  if (userFlags.length > 0 || usersFile !== undefined) {
-    if (scheme !== "basic" && scheme !== "digest") {
-      throw new UsageError("--user and --users-file need --auth basic or --auth digest");
-    }
-    users = new UserStore();
-    for (const flag of userFlags) {
-      const { user, password } = checked("--user", () => parseUserFlag(flag));
-      users.addPassword(user, password);
-    }
-    if (usersFile !== undefined) checked("--users-file", () => loadHtdigest(usersFile, users));
-  }
-  if (tokens.length > 0 && scheme !== "bearer") {
-    throw new UsageError("--subscribe-token needs --auth bearer");
-  }
-  const auth = checked(
-    `--auth ${scheme}`,
-    () =>
-      subscriberAuth({ scheme, realm, users, tokens: scheme === "bearer" ? tokens : undefined }),
-  );
+  const auth = await subscriberOptions(values, scheme);
   if (values["metrics-auth"] === true && auth === undefined) {
     throw new UsageError("--metrics-auth needs --auth basic, digest or bearer");
   }
@@ -622,7 +642,7 @@ export async function main(args: string[]): Promise<number> {
   let reclaimAfter = 0;
   try {
     reclaimAfter = intFlag(values, "reclaim-after", 0);
-    delivery = deliveryOptions(values);
+    delivery = await deliveryOptions(values);
     if (values.redis !== undefined) delivery.historyStore = await redisEngine(values, log);
     hub = startHub({
       ...delivery,
@@ -637,7 +657,7 @@ export async function main(args: string[]): Promise<number> {
       keepAlive: intFlag(values, "keepalive", 0),
       retry: values.retry === undefined ? undefined : intFlag(values, "retry", 0),
       heartbeat: numberFlag(values, "heartbeat"),
-      ...securityOptions(values),
+      ...(await securityOptions(values)),
       demo: values.demo === true && {
         minIntervalMs: numberFlag(values, "demo-min-interval") * 1000,
         maxIntervalMs: numberFlag(values, "demo-max-interval") * 1000,

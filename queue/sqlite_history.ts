@@ -12,37 +12,23 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { checkHistoryLimits, mergeBySeq, type SeqEvent } from "./_history_common.ts";
 import { clockFloorId, EventIdSequence, withEventId } from "./event_ids.ts";
 import {
-  DEFAULT_HISTORY_OPTIONS,
   DuplicateEventIdError,
   type HistoryInput,
-  type HistoryOptions,
   type HistoryReplay,
   type HistoryStore,
   type SinceOptions,
   type StoredEvent,
 } from "./history.ts";
+import {
+  DEFAULT_SQLITE_HISTORY_OPTIONS,
+  type SqliteHistoryOptions,
+} from "./sqlite_history_options.ts";
 
-/** How hard each commit is pushed to the disk. */
-export type SqliteSync = "normal" | "full";
-
-/** Options of {@linkcode SqliteHistory}: retention, first id, and durability. */
-export interface SqliteHistoryOptions extends HistoryOptions {
-  /**
-   * SQLite `synchronous` setting in WAL mode. `"normal"`: a commit is in the
-   * operating system once `append` returns, so it survives the process being
-   * killed (`kill -9`, a crash), not a power cut. `"full"`: the log is also
-   * flushed to the device on every commit, surviving power loss, at the cost
-   * of one `fsync` per event.
-   * @default {"normal"}
-   */
-  synchronous?: SqliteSync;
-}
-
-/** Defaults of {@linkcode SqliteHistoryOptions}. */
-export const DEFAULT_SQLITE_HISTORY_OPTIONS = {
-  ...DEFAULT_HISTORY_OPTIONS,
-  synchronous: "normal" as SqliteSync,
-} as const;
+export {
+  DEFAULT_SQLITE_HISTORY_OPTIONS,
+  type SqliteHistoryOptions,
+  type SqliteSync,
+} from "./sqlite_history_options.ts";
 
 /** SQLite's extended result code for a UNIQUE constraint violation. */
 const SQLITE_CONSTRAINT_UNIQUE = 2067;

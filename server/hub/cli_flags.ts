@@ -28,7 +28,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { FlagError, scanArgs, type ScanOption } from "./scan_args.ts";
 
 /** What a flag takes: a string, nothing (`boolean`), a number, or an integer. */
 export type FlagType = "string" | "boolean" | "number" | "integer";
@@ -111,62 +111,10 @@ export interface ParsedFlags<F extends Record<string, FlagSpec>> {
   positionals: string[];
 }
 
-/** A bad command line; the message names the flag and is one line. */
-export class FlagError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What was wrong, naming the flag.
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "FlagError";
-  }
-}
+export { FlagError } from "./scan_args.ts";
 
 /** The hint that ends every error line. */
 export const FLAG_ERROR_HINT = "run with --help for usage";
-
-/**
- * Turns an error of `node:util` `parseArgs` into one short line naming the flag.
- *
- * @param err What `parseArgs` threw.
- * @returns The line, e.g. `unknown flag --no-such-flag` or `--port needs a value`.
- *
- * @example
- * ```ts
- * import { parseArgs } from "node:util";
- * import { parseArgsErrorMessage } from "./cli_flags.ts";
- *
- * try {
- *   parseArgs({ args: ["--nope"], options: {}, strict: true });
- * } catch (err) {
- *   parseArgsErrorMessage(err); // "unknown flag --nope"
- * }
- * ```
- */
-export function parseArgsErrorMessage(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  const code = (err as { code?: unknown })?.code;
-  // "Option '-p, --port <value>' argument missing": the long name.
-  const quoted = message.match(/'(?:-\w, )?(--?[^' ]+)/)?.[1];
-  switch (code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return `unknown flag ${quoted ?? message}`;
-    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      if (quoted && /does not take an argument/.test(message)) return `${quoted} takes no value`;
-      if (quoted && /ambiguous/.test(message)) {
-        return `${quoted} needs a value (one that starts with "-" goes as ${quoted}=-...)`;
-      }
-      if (quoted) return `${quoted} needs a value`;
-      break;
-    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL": {
-      const arg = message.match(/'([^']*)'/)?.[1];
-      return `unexpected argument ${JSON.stringify(arg ?? message)}`;
-    }
-  }
-  return message.split("\n")[0];
-}
 
 function range(spec: FlagSpec): string {
   const min = spec.min ?? 0;
@@ -225,26 +173,16 @@ export function parseFlags<const F extends Record<string, FlagSpec>>(
   spec: CliSpec<F>,
   args: readonly string[],
 ): ParsedFlags<F> {
-  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: true }> = {
-    help: { type: "boolean", short: "h" },
-  };
+  const options: Record<string, ScanOption> = { help: { type: "boolean", short: "h" } };
   for (const [name, f] of Object.entries(spec.flags)) {
-    options[name] = { type: f.type === "boolean" ? "boolean" : "string" };
-    if (f.short) options[name].short = f.short;
-    if (f.multiple) options[name].multiple = true;
+    options[name] = {
+      type: f.type === "boolean" ? "boolean" : "string",
+      short: f.short,
+      multiple: f.multiple,
+    };
   }
   const expected = spec.positionals ?? [];
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      options,
-      strict: true,
-      allowPositionals: expected.length > 0,
-    });
-  } catch (err) {
-    throw new FlagError(parseArgsErrorMessage(err));
-  }
+  const parsed = scanArgs(args, options, expected.length > 0);
   const raw = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const values: Record<string, unknown> = {};
   if (raw.help === true) {

@@ -1,16 +1,15 @@
 /**
- * Authentication of the hub: who may subscribe (Basic, Digest or Bearer, via
- * {@linkcode subscriberAuth}), who may publish ({@linkcode publisherAuth}),
- * and counting refusals for the metrics ({@linkcode countAuthFailures}).
+ * Authentication policy of the hub: who may publish ({@linkcode publisherAuth}),
+ * counting refusals for the metrics ({@linkcode countAuthFailures}), and the
+ * subscriber schemes' names and defaults. The subscriber middleware itself is
+ * built by `subscriber_auth.ts`, loaded only when a scheme is configured (its
+ * password hashing needs `node:crypto`, which an open hub never loads).
  *
  * @module
  */
 
-import { basicAuth } from "../middleware/auth_basic.ts";
 import { bearerAuth } from "../middleware/auth_bearer.ts";
-import { digestAuth } from "../middleware/auth_digest.ts";
 import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
-import { UserStore } from "../middleware/users.ts";
 
 /** How subscribers authenticate. */
 export type SubscriberAuthScheme = "none" | "basic" | "digest" | "bearer";
@@ -23,87 +22,9 @@ export const SUBSCRIBER_AUTH_SCHEMES: readonly SubscriberAuthScheme[] = Object.f
   "bearer",
 ]);
 
-/** Options of {@linkcode subscriberAuth}. */
-export interface SubscriberAuthOptions {
-  /** The scheme; `"none"` lets everyone subscribe. */
-  scheme: SubscriberAuthScheme;
-  /**
-   * Realm of the challenges (printable ASCII); HA1 hashes of `users` must be
-   * made for it.
-   * @default {"sluice"}
-   */
-  realm?: string;
-  /** Users, for `"basic"` and `"digest"` (required there, refused otherwise). */
-  users?: UserStore;
-  /** Tokens, for `"bearer"` (required there, refused otherwise). */
-  tokens?: string[];
-  /**
-   * For `"bearer"`: the cookie that may carry the token (for same-origin
-   * pages), or `null` to read no cookie. The token is also accepted in
-   * `Authorization: Bearer` and `?access_token=`.
-   * @default {"sluice_token"}
-   */
-  cookie?: string | null;
-}
-
-/** Defaults of {@linkcode SubscriberAuthOptions}. */
+/** Defaults of the subscriber auth options (`subscriber_auth.ts`). */
 export const DEFAULT_SUBSCRIBER_AUTH_OPTIONS: Readonly<{ realm: string; cookie: string }> = Object
   .freeze({ realm: "sluice", cookie: "sluice_token" });
-
-/**
- * Builds the subscriber authentication middleware for a scheme.
- *
- * @param options Scheme, realm, users or tokens.
- * @returns The middleware, or `undefined` for `"none"`.
- * @throws {TypeError} For an unknown scheme, missing or empty users (Basic,
- * Digest) or tokens (Bearer), users or tokens given to a scheme that does not
- * use them, or anything the underlying middleware refuses (bad realm, bad
- * token characters).
- * @example
- * ```ts
- * import { subscriberAuth } from "./hub_auth.ts";
- * import { UserStore } from "../middleware/users.ts";
- * const auth = subscriberAuth({
- *   scheme: "digest",
- *   realm: "sluice",
- *   users: new UserStore().addPassword("admin", "s3cret"),
- * });
- * ```
- */
-export function subscriberAuth(options: SubscriberAuthOptions): Middleware | undefined {
-  const { scheme, users, tokens } = options;
-  if (!SUBSCRIBER_AUTH_SCHEMES.includes(scheme)) {
-    throw new TypeError(
-      `auth scheme must be one of ${SUBSCRIBER_AUTH_SCHEMES.join(", ")}: received ${
-        JSON.stringify(scheme)
-      }`,
-    );
-  }
-  const wantsUsers = scheme === "basic" || scheme === "digest";
-  if (users !== undefined && !wantsUsers) {
-    throw new TypeError(`users are for the basic and digest schemes: scheme is ${scheme}`);
-  }
-  if (tokens !== undefined && scheme !== "bearer") {
-    throw new TypeError(`tokens are for the bearer scheme: scheme is ${scheme}`);
-  }
-  const realm = options.realm ?? DEFAULT_SUBSCRIBER_AUTH_OPTIONS.realm;
-  if (wantsUsers) {
-    if (!(users instanceof UserStore) || users.size === 0) {
-      throw new TypeError(`${scheme} auth needs at least one user`);
-    }
-    return scheme === "basic" ? basicAuth({ realm, users }) : digestAuth({ realm, users });
-  }
-  if (scheme === "bearer") {
-    if (tokens === undefined || tokens.length === 0) {
-      throw new TypeError("bearer auth needs at least one token");
-    }
-    const cookie = options.cookie === undefined
-      ? DEFAULT_SUBSCRIBER_AUTH_OPTIONS.cookie
-      : options.cookie ?? undefined;
-    return bearerAuth({ tokens, realm, cookie });
-  }
-  return undefined;
-}
 
 /**
  * Whether an address is a loopback address.

@@ -18,7 +18,6 @@
  * @module
  */
 
-import { getHeapSpaceStatistics } from "node:v8";
 import { type Logger, positiveInt } from "../server_options.ts";
 import type { ServerStats } from "../server_stats.ts";
 
@@ -89,6 +88,8 @@ export function startMemoryReclaim(
     return s.accepted + closed;
   };
   let collections = 0;
+  let v8: typeof import("node:v8") | undefined;
+  let loading: Promise<void> | undefined;
   let seen = churnOf(server.stats);
   let changedAt = Date.now();
   let atLastCollection = seen;
@@ -98,11 +99,16 @@ export function startMemoryReclaim(
     if (churn !== seen) {
       seen = churn;
       changedAt = now;
+      // node:v8 is loaded once connections come, not at start: an idle hub stays small.
+      loading ??= import("node:v8").then((m) => {
+        v8 = m;
+      }, (err) => log("error", "memory reclaim cannot load node:v8", { error: String(err) }));
       return;
     }
     if (churn - atLastCollection < after || now - changedAt < quietMs) return;
     atLastCollection = churn;
-    if (youngCommitted() < minYoung) return; // V8 gave it back by itself.
+    if (v8 === undefined) return; // Still loading (see below).
+    if (youngCommitted(v8) < minYoung) return; // V8 gave it back by itself.
     const before = Deno.memoryUsage().rss;
     const t0 = performance.now();
     try {
@@ -136,9 +142,9 @@ export function startMemoryReclaim(
   };
 }
 
-function youngCommitted(): number {
+function youngCommitted(v8: typeof import("node:v8")): number {
   let bytes = 0;
-  for (const s of getHeapSpaceStatistics()) {
+  for (const s of v8.getHeapSpaceStatistics()) {
     if (s.space_name === "new_space") bytes += s.space_size;
   }
   return bytes;

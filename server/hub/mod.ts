@@ -33,10 +33,9 @@ export {
   publisherAuth,
   type PublisherAuthOptions,
   SUBSCRIBER_AUTH_SCHEMES,
-  subscriberAuth,
-  type SubscriberAuthOptions,
   type SubscriberAuthScheme,
 } from "./hub_auth.ts";
+export { subscriberAuth, type SubscriberAuthOptions } from "./subscriber_auth.ts";
 export {
   DEFAULT_DEMO_SENSORS,
   DemoSensors,

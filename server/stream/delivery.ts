@@ -9,7 +9,6 @@
  * @module
  */
 
-import { clearImmediate, setImmediate } from "node:timers";
 import type { EventFields } from "../../queue/encode_event.ts";
 import { fanOut } from "../../queue/fan_out.ts";
 import {
@@ -89,6 +88,17 @@ export function isEventFeed(store: HistoryStore | undefined): store is HistorySt
   return typeof (store as Partial<EventFeed> | undefined)?.follow === "function";
 }
 
+/**
+ * `setImmediate` of `node:timers`, loaded with the first drain: loading it
+ * starts Deno's Node compatibility layer (several megabytes), which an idle
+ * hub does without. Until it is there, drains go by a 0 ms timer.
+ */
+let immediates: typeof import("node:timers") | undefined;
+let loadingImmediates: Promise<unknown> | undefined;
+function loadImmediates(): void {
+  loadingImmediates ??= import("node:timers").then((m) => immediates = m, () => {});
+}
+
 /** Options of {@linkcode Delivery}. */
 export interface DeliveryOptions {
   /** Capacity of the queue. */
@@ -134,7 +144,7 @@ export class Delivery {
   #appendTail: Promise<unknown> = Promise.resolve();
   #running = true;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
-  #drainImmediate: ReturnType<typeof setImmediate> | undefined;
+  #drainImmediate: unknown;
   #lastDrainAt = 0;
   /** Sockets the last fan-out pass reached (the one running counts in `#passTargets`). */
   #lastPassTargets = 0;
@@ -392,12 +402,14 @@ export class Delivery {
     // pass to many sockets, setImmediate goes at once (lower latency, and the
     // publishers' answers are not held back). Figures: bench/README.md.
     if (
-      this.#lastPassTargets < BUSY_TIMER_MAX_TARGETS &&
-      performance.now() - this.#lastDrainAt < BUSY_GAP_MS
+      immediates === undefined ||
+      (this.#lastPassTargets < BUSY_TIMER_MAX_TARGETS &&
+        performance.now() - this.#lastDrainAt < BUSY_GAP_MS)
     ) {
+      loadImmediates();
       this.#drainTimer = setTimeout(this.#drainNow, 0);
     } else {
-      this.#drainImmediate = setImmediate(this.#drainNow);
+      this.#drainImmediate = immediates.setImmediate(this.#drainNow);
     }
   };
 
@@ -405,7 +417,9 @@ export class Delivery {
   cancelDrain(): void {
     clearTimeout(this.#drainTimer);
     this.#drainTimer = undefined;
-    if (this.#drainImmediate !== undefined) clearImmediate(this.#drainImmediate);
+    if (this.#drainImmediate !== undefined) {
+      immediates?.clearImmediate(this.#drainImmediate as Parameters<typeof clearImmediate>[0]);
+    }
     this.#drainImmediate = undefined;
   }
 

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { computeDigestResponse } from "../../server/middleware/auth_digest.ts";
 import { parseAuthorization } from "../../server/middleware/auth_header.ts";
-import { subscriberAuth } from "../../server/hub/hub_auth.ts";
+import { subscriberAuth } from "../../server/hub/subscriber_auth.ts";
 import { digestHex, hashPassword, UserStore } from "../../server/middleware/users.ts";
 import { SseParser } from "../_util/sse_parser.ts";
 import {

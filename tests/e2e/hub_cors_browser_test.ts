@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { serve } from "../../server/server.ts";
-import { subscriberAuth } from "../../server/hub/hub_auth.ts";
+import { subscriberAuth } from "../../server/hub/subscriber_auth.ts";
 import { UserStore } from "../../server/middleware/users.ts";
 import { browserAvailable, launchBrowser } from "../_util/browser.ts";
 import { publish, request, testHub, until } from "./_hub.ts";

@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { startHub } from "../../server/hub/hub.ts";
-import { subscriberAuth } from "../../server/hub/hub_auth.ts";
+import { subscriberAuth } from "../../server/hub/subscriber_auth.ts";
 import { serve } from "../../server/server.ts";
 import { UserStore } from "../../server/middleware/users.ts";
 import { RawClient } from "../_util/raw_client.ts";

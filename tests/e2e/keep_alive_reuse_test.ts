@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import type { Hub } from "../../server/hub/hub.ts";
 import { RawClient } from "../_util/raw_client.ts";
-import { subscriberAuth } from "../../server/hub/hub_auth.ts";
+import { subscriberAuth } from "../../server/hub/subscriber_auth.ts";
 import { testHub, until, within } from "./_hub.ts";
 
 const FOLLOW_UP = "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";

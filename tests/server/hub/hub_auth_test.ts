@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  countAuthFailures,
-  isLoopback,
-  publisherAuth,
-  subscriberAuth,
-} from "../../../server/hub/hub_auth.ts";
+import { countAuthFailures, isLoopback, publisherAuth } from "../../../server/hub/hub_auth.ts";
+import { subscriberAuth } from "../../../server/hub/subscriber_auth.ts";
 import type { HttpRequest, HttpResponse, Middleware } from "../../../server/http/types.ts";
 import { UserStore } from "../../../server/middleware/users.ts";
 import { makeRequest } from "../middleware/_auth_request.ts";
