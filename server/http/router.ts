@@ -115,15 +115,19 @@ export class Router<T> {
 
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
   if (pattern.length !== parts.length) return undefined;
-  const params: Record<string, string> = {};
+  // Checked first, so that the routes a request does not match allocate nothing.
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i];
-    if (p.startsWith(":")) {
+    if (p.charCodeAt(0) === 58 /* : */) {
       if (parts[i] === "") return undefined;
-      params[p.slice(1)] = parts[i];
     } else if (p !== parts[i]) {
       return undefined;
     }
+  }
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    if (p.charCodeAt(0) === 58 /* : */) params[p.slice(1)] = parts[i];
   }
   return params;
 }
