@@ -462,6 +462,16 @@ export class MemoryHistory implements HistoryStore {
    * @returns The events, whether some are missing, and the bounds.
    */
   since(channels: readonly string[], lastId?: string, options: SinceOptions = {}): HistoryReplay {
+    if (lastId === undefined && channels.length === 1 && !(options.last! > 0)) {
+      // A stream without Last-Event-ID on one channel (most of them): only its bounds.
+      const log = this.#channels.get(channels[0]);
+      return {
+        events: [],
+        gap: false,
+        earliest: log?.first?.id ?? null,
+        latest: log?.last?.id ?? null,
+      };
+    }
     const logs: ChannelLog[] = [];
     for (const ch of channels) {
       const log = this.#channels.get(ch);

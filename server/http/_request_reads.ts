@@ -96,29 +96,39 @@ export class RequestReads {
    * @param pending The socket's record; its `wake` is set while the read is pending.
    * @returns How the read ended.
    */
-  async read(
+  read(
     conn: Deno.Conn,
     chunk: Uint8Array,
     deadline: number,
     pending: PendingHead,
   ): Promise<RequestRead> {
-    if (pending.evicted) return "evicted";
-    if (deadline <= Date.now()) return "timeout";
+    if (pending.evicted) return Promise.resolve("evicted");
+    if (deadline <= Date.now()) return Promise.resolve("timeout");
     // No timer per read: one sweep wakes the reads whose deadline passed.
+    // One promise settled by whichever comes first (no race of two promises).
     pending.deadline = deadline;
-    const woken = new Promise<"timeout" | "evicted">((r) => pending.wake = r);
     this.#reading.add(pending);
-    try {
-      const n = await Promise.race([conn.read(chunk), woken]);
-      if (typeof n === "string") this.#abandoned.add(chunk); // The read goes on.
-      return pending.evicted ? "evicted" : n;
-    } catch (err) {
-      if (isDisconnect(err)) return null;
-      throw err;
-    } finally {
-      this.#reading.delete(pending);
-      pending.wake = undefined;
-    }
+    return new Promise<RequestRead>((resolve, reject) => {
+      const done = (): boolean => {
+        if (pending.wake !== wake) return false;
+        this.#reading.delete(pending);
+        pending.wake = undefined;
+        return true;
+      };
+      const wake = (why: "timeout" | "evicted"): void => {
+        if (!done()) return;
+        this.#abandoned.add(chunk); // The read goes on.
+        resolve(pending.evicted ? "evicted" : why);
+      };
+      pending.wake = wake;
+      conn.read(chunk).then((n) => {
+        if (done()) resolve(pending.evicted ? "evicted" : n);
+      }, (err) => {
+        if (!done()) return;
+        if (isDisconnect(err)) resolve(null);
+        else reject(err);
+      });
+    });
   }
 
   /** Wakes every request read whose deadline has passed (see {@linkcode RequestReads.read}). */

@@ -31,6 +31,9 @@ import { ConnectionCounters, type HttpServerStats } from "./connection_counters.
 export type { HttpServerStats } from "./connection_counters.ts";
 export type { RequestHandler, RequestResult } from "./request_result.ts";
 
+/** No bytes: shared by every empty body and buffer (nothing can be written into it). */
+const EMPTY = new Uint8Array(0);
+
 /** The limits and timeouts of the connection loop (all resolved, see `ServerOptions`). */
 export interface HttpServerLimits extends RequestLimits {
   /** TCP port; `0` picks a free one. */
@@ -114,7 +117,10 @@ export class HttpServer {
   readonly #conns = new Set<Deno.Conn>();
   /** Sockets evicted to make room at `maxConnections`, still closing. */
   readonly #leaving = new Set<Deno.Conn>();
-  readonly #handlers = new Set<Promise<void>>();
+  /** Connection handlers still running, and what {@linkcode settled} waits on when some are. */
+  #serving = 0;
+  #served: Promise<void> | undefined;
+  #allServed: (() => void) | undefined;
   #acceptLoop: Promise<void> = Promise.resolve();
   #running = true;
   readonly #counters: ConnectionCounters;
@@ -200,7 +206,9 @@ export class HttpServer {
   /** Resolves when the accept loop and every connection handler have ended. */
   async settled(): Promise<void> {
     await this.#acceptLoop;
-    await Promise.allSettled([...this.#handlers]);
+    if (this.#serving > 0) {
+      await (this.#served ??= new Promise<void>((resolve) => this.#allServed = resolve));
+    }
   }
 
   /** The 503 head sent when the server is full, with `Retry-After`. */
@@ -244,12 +252,8 @@ export class HttpServer {
         }
       }
       this.#conns.add(conn);
-      const p = this.#serveConn(conn).finally(() => {
-        this.#conns.delete(conn);
-        this.#leaving.delete(conn);
-        this.#handlers.delete(p);
-      });
-      this.#handlers.add(p);
+      this.#serving++;
+      this.#serveConn(conn);
     }
   }
 
@@ -287,7 +291,6 @@ export class HttpServer {
         // The socket now belongs to its adopter (closed, counted and logged
         // by it): this handler returns, so an idle stream holds no suspended frame.
         adoption = outcome;
-        this.#conns.delete(conn);
         return;
       }
       reason = outcome;
@@ -299,8 +302,14 @@ export class HttpServer {
     } finally {
       this.#reads.releaseBuffer(chunk);
       this.#pending.leave(conn);
+      this.#conns.delete(conn);
+      this.#leaving.delete(conn);
       if (adoption === undefined) closeQuietly(conn);
       else adoption.adopt(adoption.leftover);
+      if (--this.#serving === 0 && this.#allServed !== undefined) {
+        this.#allServed();
+        this.#served = this.#allServed = undefined;
+      }
     }
     this.connectionEnded(peerString(peer), reason, error);
   }
@@ -323,7 +332,7 @@ export class HttpServer {
     const remoteAddr: PeerAddr = { hostname: peer.hostname, port: peer.port };
     const local = conn.localAddr as Deno.NetAddr;
     const localAddr: PeerAddr = { hostname: local.hostname, port: local.port };
-    let buf: Uint8Array = new Uint8Array(0);
+    let buf: Uint8Array = EMPTY;
     let firstRequest = true;
     for (;;) {
       // Read until a head is complete: within the header timeout once the
@@ -384,13 +393,13 @@ export class HttpServer {
         query: head.query,
         version: head.version,
         headers: head.headers,
-        body: buf.slice(head.headBytes, total),
+        body: head.contentLength === 0 ? EMPTY : buf.slice(head.headBytes, total),
         params: {},
         remoteAddr,
         localAddr,
         secure: this.secure,
       };
-      buf = buf.slice(total);
+      buf = total === buf.length ? EMPTY : buf.slice(total);
       this.#counters.requests++;
       const keepAlive = head.keepAlive && this.#running;
       const handled = this.#handler(req, conn, keepAlive);

@@ -45,6 +45,11 @@ export class PendingHeads<K> {
   readonly #byPeer = new Map<string, PeerHeads<K>>();
   readonly #cap: number;
   readonly #grace: number;
+  /**
+   * When {@linkcode #age} last ran: within the same millisecond it finds
+   * nothing new (with a grace period), and a connect burst enters many sockets per millisecond.
+   */
+  #agedAt = -1;
 
   /**
    * Creates the tracker.
@@ -137,6 +142,8 @@ export class PendingHeads<K> {
 
   /** Counts the sockets silent past the grace period (oldest first). */
   #age(now: number): void {
+    if (now === this.#agedAt && this.#grace > 0) return;
+    this.#agedAt = now;
     for (const [key, p] of this.#fresh) {
       if (now - p.since < this.#grace) break;
       this.#fresh.delete(key);

@@ -119,54 +119,103 @@ export class RouteTable {
 
   /**
    * Dispatches one request; never rejects (a failing handler is answered 500).
+   * Synchronous middleware and handlers answer synchronously: no promise and
+   * no turn of the event loop per request until one of them returns a promise.
    *
    * @param req The request.
    * @param conn Its socket, for takeover routes.
    * @returns What the connection loop does next.
    */
-  handle = async (req: HttpRequest, conn: Deno.Conn): Promise<RequestResult> => {
+  handle = (req: HttpRequest, conn: Deno.Conn): RequestResult | Promise<RequestResult> => {
     const headers: [string, string][] = [];
-    let res: HttpResponse | undefined;
-    let close = false;
     try {
-      // No await when there is nothing to wait for (one turn less per request).
       const guarded = this.#guard?.(req, headers);
-      res = guarded !== undefined && isPromise(guarded) ? await guarded : guarded;
-      if (res === undefined) {
-        const m = this.#router.match(req.method, req.path);
-        if (m.kind === "found") {
-          req.params = m.params;
-          if (m.value.kind === "takeover") return await m.value.handler(req, conn, headers);
-          res = await m.value.guard?.(req, headers) ?? await m.value.handler(req);
-        } else if (m.kind === "method-not-allowed") {
-          res = req.method === "OPTIONS"
+      if (guarded === undefined) return this.#dispatch(req, conn, headers);
+      if (!isPromise(guarded)) return answer(guarded, headers);
+      return guarded.then(
+        (res) => res === undefined ? this.#dispatch(req, conn, headers) : answer(res, headers),
+        (err) => this.#failed(err, req, conn, headers),
+      );
+    } catch (err) {
+      return this.#failed(err, req, conn, headers);
+    }
+  };
+
+  /** The router's part of {@linkcode handle}, after the global middleware passed; never rejects. */
+  #dispatch(
+    req: HttpRequest,
+    conn: Deno.Conn,
+    headers: [string, string][],
+  ): RequestResult | Promise<RequestResult> {
+    try {
+      const m = this.#router.match(req.method, req.path);
+      if (m.kind === "found") {
+        req.params = m.params;
+        const value = m.value;
+        if (value.kind === "takeover") {
+          const taken = value.handler(req, conn, headers);
+          return isPromise(taken)
+            ? taken.catch((err) => this.#failed(err, req, conn, headers))
+            : taken;
+        }
+        const guarded = value.guard?.(req, headers);
+        if (guarded === undefined) return this.#settle(value.handler(req), req, conn, headers);
+        if (!isPromise(guarded)) return answer(guarded, headers);
+        return this.#settle(guarded.then((res) => res ?? value.handler(req)), req, conn, headers);
+      }
+      if (m.kind === "method-not-allowed") {
+        return answer(
+          req.method === "OPTIONS"
             ? { status: 204, headers: { Allow: [...m.allow, "OPTIONS"].join(", ") } }
             : {
               status: 405,
               headers: { Allow: m.allow.join(", "), "Content-Type": "text/plain; charset=utf-8" },
               body: "Method Not Allowed\n",
-            };
-        } else {
-          res = await this.#notFound(req);
-        }
+            },
+          headers,
+        );
       }
+      return this.#settle(this.#notFound(req), req, conn, headers);
     } catch (err) {
-      if (err instanceof HttpError) {
-        res = {
-          status: err.status,
-          headers: [["Content-Type", "text/plain; charset=utf-8"], ...err.headers],
-          body: err.message + "\n",
-        };
-        close = err.close;
-      } else {
-        this.#log("error", "handler failed", {
-          peer: peerString(conn.remoteAddr as Deno.NetAddr),
-          path: req.path,
-          error: String(err),
-        });
-        res = { status: 500, body: "Internal Server Error\n" };
-      }
+      return this.#failed(err, req, conn, headers);
     }
-    return { kind: "response", response: res, headers, close };
-  };
+  }
+
+  /** A handler's response as the loop's answer, waiting only when it is a promise. */
+  #settle(
+    res: HttpResponse | Promise<HttpResponse>,
+    req: HttpRequest,
+    conn: Deno.Conn,
+    headers: [string, string][],
+  ): RequestResult | Promise<RequestResult> {
+    if (!isPromise(res)) return answer(res, headers);
+    return res.then((r) => answer(r, headers), (err) => this.#failed(err, req, conn, headers));
+  }
+
+  /** What a handler threw: its `HttpError` as the answer, anything else a logged 500. */
+  #failed(
+    err: unknown,
+    req: HttpRequest,
+    conn: Deno.Conn,
+    headers: [string, string][],
+  ): RequestResult {
+    if (err instanceof HttpError) {
+      const response: HttpResponse = {
+        status: err.status,
+        headers: [["Content-Type", "text/plain; charset=utf-8"], ...err.headers],
+        body: err.message + "\n",
+      };
+      return { kind: "response", response, headers, close: err.close };
+    }
+    this.#log("error", "handler failed", {
+      peer: peerString(conn.remoteAddr as Deno.NetAddr),
+      path: req.path,
+      error: String(err),
+    });
+    return answer({ status: 500, body: "Internal Server Error\n" }, headers);
+  }
+}
+
+function answer(response: HttpResponse, headers: [string, string][]): RequestResult {
+  return { kind: "response", response, headers, close: false };
 }

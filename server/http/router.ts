@@ -124,23 +124,25 @@ export class Router<T> {
 
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
   const rest = pattern.length > 0 && pattern[pattern.length - 1].endsWith("*");
+  const fixed = rest ? pattern.length - 1 : pattern.length;
   if (rest ? parts.length < pattern.length : pattern.length !== parts.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < pattern.length; i++) {
+  // Checked first, so that the routes a request does not match allocate nothing.
+  for (let i = 0; i < fixed; i++) {
     const p = pattern[i];
-    if (rest && i === pattern.length - 1) {
-      // `:name*`: the rest of the path, not empty (its handler checks the rest).
-      const tail = parts.slice(i).join("/");
-      if (tail === "") return undefined;
-      params[p.slice(1, -1)] = tail;
-      return params;
-    }
-    if (p.startsWith(":")) {
+    if (p.charCodeAt(0) === 58 /* : */) {
       if (parts[i] === "") return undefined;
-      params[p.slice(1)] = parts[i];
     } else if (p !== parts[i]) {
       return undefined;
     }
   }
+  // `:name*`: the rest of the path, not empty (its handler checks the rest).
+  const tail = rest ? parts.slice(fixed).join("/") : "";
+  if (rest && tail === "") return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < fixed; i++) {
+    const p = pattern[i];
+    if (p.charCodeAt(0) === 58 /* : */) params[p.slice(1)] = parts[i];
+  }
+  if (rest) params[pattern[fixed].slice(1, -1)] = tail;
   return params;
 }

@@ -32,10 +32,10 @@ export type LineLogger = Logger & {
 
 const encoder = new TextEncoder();
 const LABELS: Readonly<Record<LogLevel, string>> = {
-  debug: "DEBUG",
-  info: "INFO ",
-  warn: "WARN ",
-  error: "ERROR",
+  debug: " DEBUG ",
+  info: " INFO  ",
+  warn: " WARN  ",
+  error: " ERROR ",
 };
 
 /**
@@ -72,11 +72,11 @@ export function createLineLogger(options: LineLoggerOptions = {}): LineLogger {
       stampMs = now;
       stamp = new Date(now).toISOString();
     }
-    let line = `${stamp} ${LABELS[level]} ${message}`;
+    let line = stamp + LABELS[level] + message;
     if (fields !== undefined) {
       for (const k in fields) {
         const v = fields[k];
-        if (v !== undefined) line += ` ${k}=${typeof v === "string" ? JSON.stringify(v) : v}`;
+        if (v !== undefined) line += " " + k + "=" + (typeof v === "string" ? quote(v) : v);
       }
     }
     if (level === "error" || level === "warn") {
@@ -94,6 +94,15 @@ export function createLineLogger(options: LineLoggerOptions = {}): LineLogger {
   }) as LineLogger;
   log.flush = flush;
   return log;
+}
+
+/** `JSON.stringify` of a string, without its call for the plain ones (most peers and paths). */
+function quote(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) return JSON.stringify(s);
+  }
+  return '"' + s + '"';
 }
 
 function writeAllSync(out: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {

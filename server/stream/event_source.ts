@@ -430,6 +430,8 @@ export class EventSource {
     }
     this.#count++;
     if (session.channels.length > 1) this.#multiChannel++;
+    // A client object only for callbacks that take one (it lives as long as its session).
+    if (this.#onConnect.length === 0) return;
     const client = Client.of(session);
     for (const cb of this.#onConnect) cb(client);
   }
@@ -456,6 +458,7 @@ export class EventSource {
     if (!found) return;
     this.#count--;
     if (session.channels.length > 1) this.#multiChannel--;
+    if (this.#onDisconnect.length === 0) return;
     const client = Client.of(session);
     for (const cb of this.#onDisconnect) cb(client, reason);
   }

@@ -15,7 +15,7 @@ import { concat, concatAll, peerString } from "../http/conn_io.ts";
 import type { RequestResult } from "../http/request_result.ts";
 import { encodeResponse, headerPairs } from "../http/response_head.ts";
 import { encodeStreamHead } from "./stream_head.ts";
-import type { HttpRequest, Logger } from "../http/types.ts";
+import type { HttpRequest, HttpResponse, Logger } from "../http/types.ts";
 import { HttpError } from "../http/http_error.ts";
 import { parseTopicFilter, type TopicFilter } from "./topic_filter.ts";
 import { appendReplayBlock } from "./_replay_block.ts";
@@ -66,6 +66,12 @@ interface StreamHead {
   readonly bytes: Uint8Array;
   readonly alone?: Uint8Array;
 }
+
+/** The head of a stream with no extra header and no `retry:`, encoded once for every stream. */
+const PLAIN_HEAD: StreamHead = {
+  bytes: encodeStreamHead(),
+  alone: concat(encodeStreamHead(), OPENED),
+};
 
 /** `base` spread uniformly over [base/2, 3·base/2), so clients do not come back at once. */
 export function jitter(base: number): number {
@@ -135,33 +141,58 @@ export class StreamOpener {
    * @param extra Headers middleware added so far (e.g. CORS).
    * @returns What the connection loop does next.
    */
-  async open(
+  open(
     source: EventSource,
     req: HttpRequest,
     conn: Deno.Conn,
     extra: [string, string][],
-  ): Promise<RequestResult> {
+  ): RequestResult | Promise<RequestResult> {
+    const guarded = source.guard(req, extra);
+    // Synchronous middleware (or none): the stream opens in this turn, no promise.
+    if (guarded === undefined) return this.#open(source, req, conn, extra);
+    if (isPromiseLike(guarded)) {
+      return Promise.resolve(guarded).then((res) =>
+        res === undefined
+          ? this.#open(source, req, conn, extra)
+          : this.#refused(req, conn, res, extra)
+      );
+    }
+    return this.#refused(req, conn, guarded, extra);
+  }
+
+  /** The answer to a stream request its source's middleware answered. */
+  #refused(
+    req: HttpRequest,
+    conn: Deno.Conn,
+    res: HttpResponse,
+    extra: [string, string][],
+  ): RequestResult {
+    if (res.status >= 400) {
+      this.#host.log("info", "stream refused", {
+        peer: peerString(conn.remoteAddr as Deno.NetAddr),
+        path: req.path,
+        status: res.status,
+        reason: res.status === 401 || res.status === 403 ? "auth-failed" : "rejected",
+      });
+    }
+    // A refused HEAD gets the head alone: body bytes after it would be read as the next answer.
+    const bytes = encodeResponse(res.status, [...extra, ...headerPairs(res.headers)], res.body, {
+      close: true,
+      headOnly: req.method === "HEAD",
+    });
+    return { kind: "bytes", bytes, status: res.status };
+  }
+
+  /** Opens a stream its source's middleware let through (or answers `HEAD`, or busy). */
+  #open(
+    source: EventSource,
+    req: HttpRequest,
+    conn: Deno.Conn,
+    extra: [string, string][],
+  ): RequestResult {
     const host = this.#host;
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peer = peerString(addr);
-    const guarded = source.guard(req, extra);
-    const res = isPromiseLike(guarded) ? await guarded : guarded;
-    if (res !== undefined) {
-      if (res.status >= 400) {
-        host.log("info", "stream refused", {
-          peer,
-          path: req.path,
-          status: res.status,
-          reason: res.status === 401 || res.status === 403 ? "auth-failed" : "rejected",
-        });
-      }
-      // A refused HEAD gets the head alone: body bytes after it would be read as the next answer.
-      const bytes = encodeResponse(res.status, [...extra, ...headerPairs(res.headers)], res.body, {
-        close: true,
-        headOnly: req.method === "HEAD",
-      });
-      return { kind: "bytes", bytes, status: res.status };
-    }
     const selection = source.channelsFor(req);
     // A stream with filters follows its named channels as exact filters.
     const filters = selection.filters?.length
@@ -198,10 +229,13 @@ export class StreamOpener {
     // on a quiet channel could be a keep-alive away: when no `retry:` follows
     // the head, a comment does (used only when no replay block follows either).
     const retry = source.retry ?? host.retry;
-    const headBytes = encodeStreamHead(headerPairs(extra));
-    const head: StreamHead = retry === undefined
-      ? { bytes: headBytes, alone: concat(headBytes, OPENED) }
-      : { bytes: concat(headBytes, encodeRetry(retry)) };
+    let head = PLAIN_HEAD;
+    if (extra.length > 0 || retry !== undefined) {
+      const headBytes = encodeStreamHead(headerPairs(extra));
+      head = retry === undefined
+        ? { bytes: headBytes, alone: concat(headBytes, OPENED) }
+        : { bytes: concat(headBytes, encodeRetry(retry)) };
+    }
     host.log("info", "stream opened", {
       session: session.id,
       peer,

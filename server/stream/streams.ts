@@ -74,7 +74,7 @@ export interface StreamsHttp {
       req: HttpRequest,
       conn: Deno.Conn,
       headers: [string, string][],
-    ) => Promise<RequestResult>,
+    ) => RequestResult | Promise<RequestResult>,
   ): void;
   /** Removes a source's stream route. */
   removeRoute(path: string): void;
