@@ -11,7 +11,6 @@
 
 import { HttpError } from "./http_error.ts";
 import { parseRequestHead, type RequestHead, type RequestLimits } from "./request_parser.ts";
-import { encodeResponse, headerPairs } from "./response_head.ts";
 import { type PendingHead, PendingHeads } from "./pending_heads.ts";
 import { peerIp } from "./peer_address.ts";
 import {
@@ -24,8 +23,9 @@ import {
   writeAll,
 } from "./conn_io.ts";
 import { RequestReads } from "./_request_reads.ts";
+import { Answers, busyAnswer } from "./_answers.ts";
 import type { ConnectionCloseReason, HttpRequest, Logger, PeerAddr } from "./types.ts";
-import type { RequestHandler, RequestResult } from "./request_result.ts";
+import type { RequestHandler } from "./request_result.ts";
 import { ConnectionCounters, type HttpServerStats } from "./connection_counters.ts";
 
 export type { HttpServerStats } from "./connection_counters.ts";
@@ -124,6 +124,7 @@ export class HttpServer {
   #acceptLoop: Promise<void> = Promise.resolve();
   #running = true;
   readonly #counters: ConnectionCounters;
+  readonly #answers: Answers;
 
   /**
    * Listens at once (so `addr` is known); accepting starts with {@linkcode start}.
@@ -136,6 +137,7 @@ export class HttpServer {
     this.#log = options.log;
     this.#adopted = options.adoptedSockets;
     this.#counters = new ConnectionCounters(options.log, () => this.#running);
+    this.#answers = new Answers(this.#limits, this.#log, this.#counters);
     this.#pending = new PendingHeads(
       this.#limits.maxPendingHeads,
       Math.min(1_000, this.#limits.headerTimeout / 4),
@@ -213,10 +215,7 @@ export class HttpServer {
 
   /** The 503 head sent when the server is full, with `Retry-After`. */
   busyResponse(extra: readonly [string, string][] = []): Uint8Array {
-    return encodeResponse(503, [...extra, ["Retry-After", String(this.#limits.retryAfter)]], "", {
-      close: true,
-      statusText: this.#limits.busyStatusText,
-    });
+    return busyAnswer(this.#limits, extra);
   }
 
   async #accept(): Promise<void> {
@@ -346,7 +345,7 @@ export class HttpServer {
           head = parseRequestHead(buf, limits);
         } catch (err) {
           if (err instanceof HttpError) {
-            await this.#sendError(conn, err, peer);
+            await this.#answers.error(conn, err, peer);
             return "bad-request";
           }
           throw err;
@@ -355,10 +354,10 @@ export class HttpServer {
         if (buf.length > 0) this.#pending.markSlow(conn);
         if (buf.buffer === chunk.buffer) buf = buf.slice();
         const n = await this.#reads.read(conn, chunk, deadline, pending);
-        if (n === "evicted") return await this.#sendEvicted(conn, peer);
+        if (n === "evicted") return await this.#answers.evicted(conn, peer);
         if (n === "timeout") {
           if (!receiving) return "idle-timeout";
-          await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
+          await this.#answers.error(conn, new HttpError(408, "Request Timeout"), peer);
           return "header-timeout";
         }
         if (n === null) return "client-closed";
@@ -377,9 +376,9 @@ export class HttpServer {
         this.#pending.markSlow(conn);
         if (buf.buffer === chunk.buffer) buf = buf.slice();
         const n = await this.#reads.read(conn, chunk, deadline, pending);
-        if (n === "evicted") return await this.#sendEvicted(conn, peer);
+        if (n === "evicted") return await this.#answers.evicted(conn, peer);
         if (n === "timeout") {
-          await this.#sendError(conn, new HttpError(408, "Request Timeout"), peer);
+          await this.#answers.error(conn, new HttpError(408, "Request Timeout"), peer);
           return "header-timeout";
         }
         if (n === null) return "client-closed";
@@ -415,76 +414,10 @@ export class HttpServer {
         return "response-sent";
       }
       // Whether the server is still running is read again once the handler has answered.
-      const close = this.#writeResponse(conn, req, result, keepAlive && this.#running);
+      const close = this.#answers.response(conn, req, result, keepAlive && this.#running);
       await close.written;
       if (close.close) return "response-sent";
       if (!this.#running) return "shutdown";
     }
-  }
-
-  /** Encodes a handler's response (a 500 when it cannot be encoded) and starts writing it. */
-  #writeResponse(
-    conn: Deno.Conn,
-    req: HttpRequest,
-    result: Extract<RequestResult, { kind: "response" }>,
-    keepAlive: boolean,
-  ): { written: Promise<void>; close: boolean } {
-    const res = result.response;
-    let close = result.close || !keepAlive;
-    if (res.status >= 400) {
-      this.countError(res.status);
-      this.#log("info", "request answered with error", {
-        peer: peerString(conn.remoteAddr as Deno.NetAddr),
-        method: req.method,
-        path: req.path,
-        status: res.status,
-      });
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeResponse(
-        res.status,
-        [...result.headers, ...headerPairs(res.headers)],
-        res.body,
-        {
-          close,
-          headOnly: req.method === "HEAD",
-        },
-      );
-    } catch (err) {
-      this.#log("error", "invalid response", { path: req.path, error: String(err) });
-      bytes = encodeResponse(500, [], "Internal Server Error\n", { close: true });
-      close = true;
-    }
-    return { written: writeAll(conn, bytes), close };
-  }
-
-  /** Answers 503 to a socket evicted under `maxPendingHeads`. */
-  async #sendEvicted(conn: Deno.Conn, peer: Deno.NetAddr): Promise<"pending-heads-full"> {
-    this.countError(503);
-    this.#log("info", "connection evicted: too many pending request heads", {
-      peer: peerString(peer),
-      limit: this.#limits.maxPendingHeads,
-      reason: "pending-heads-full",
-    });
-    await writeAll(conn, this.busyResponse()).catch(() => {});
-    return "pending-heads-full";
-  }
-
-  async #sendError(conn: Deno.Conn, err: HttpError, peer: Deno.NetAddr): Promise<void> {
-    this.countError(err.status);
-    this.#log("info", "request rejected", {
-      peer: peerString(peer),
-      status: err.status,
-      reason: err.message,
-    });
-    const bytes = encodeResponse(
-      err.status,
-      [["Content-Type", "text/plain; charset=utf-8"], ...err.headers],
-      err.message + "\n",
-      // The loop closes after every error it answers itself: say so, whatever the error asked.
-      { close: true },
-    );
-    await writeAll(conn, bytes).catch(() => {});
   }
 }
