@@ -460,6 +460,17 @@ function implyFlags(values: Record<string, unknown>, given: ReadonlySet<string>)
       "--reuse-port needs --redis: instances that share a port must share their events",
     );
   }
+  // Without the flag Deno ends the process at the listen call, past any
+  // catch: tell the user first. `listenDatagram` exists only with it.
+  if (
+    values["reuse-port"] === true &&
+    typeof (Deno as unknown as Record<string, unknown>).listenDatagram !== "function"
+  ) {
+    throw new UsageError(
+      "--reuse-port needs Deno's --unstable-net: deno run --unstable-net main.ts (or deno " +
+        "compile --unstable-net)",
+    );
+  }
   for (const flag of ["mqtt-topic", "mqtt-client-id"]) {
     if (given.has(flag) && values.mqtt === undefined) {
       throw new UsageError(`--${flag} needs --mqtt (the broker to bridge)`);
