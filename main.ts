@@ -26,6 +26,8 @@ import { FlagError, scanArgs } from "./server/hub/scan_args.ts";
 import { startMqttBridge } from "./server/hub/mqtt_wiring.ts";
 import { type HistoryStore, HistoryUnavailableError } from "./queue/history.ts";
 import type { Logger } from "./server/http/types.ts";
+// The defaults only: this module imports nothing, the engine itself loads with --redis.
+import { DEFAULT_REDIS_ENGINE_OPTIONS } from "./queue/redis/options.ts";
 
 /**
  * The Redis engine's module, loaded by `--redis` only. Not a literal: Deno
@@ -253,6 +255,13 @@ const FLAGS: Record<string, Flag> = {
     help: "share channels, ids and history with every instance started with the same Redis: " +
       "redis://[:password@]host:port[/db] or rediss://; not with --history-file",
   },
+  "redis-log-max": {
+    type: "string",
+    env: "SLUICE_REDIS_LOG_MAX",
+    default: String(DEFAULT_REDIS_ENGINE_OPTIONS.logMax),
+    help: "with --redis: events kept in the log every instance follows; an instance further " +
+      "behind (stopped, stalled) sends its streams one sluice.gap",
+  },
   "reuse-port": {
     type: "boolean",
     env: "SLUICE_REUSE_PORT",
@@ -459,6 +468,20 @@ function implyFlags(values: Record<string, unknown>, given: ReadonlySet<string>)
       "--reuse-port needs --redis: instances that share a port must share their events",
     );
   }
+  // Without the flag Deno ends the process at the listen call, past any
+  // catch: tell the user first. `listenDatagram` exists only with it.
+  if (
+    values["reuse-port"] === true &&
+    typeof (Deno as unknown as Record<string, unknown>).listenDatagram !== "function"
+  ) {
+    throw new UsageError(
+      "--reuse-port needs Deno's --unstable-net: deno run --unstable-net main.ts (or deno " +
+        "compile --unstable-net)",
+    );
+  }
+  if (given.has("redis-log-max") && values.redis === undefined) {
+    throw new UsageError("--redis-log-max needs --redis (the log is in Redis)");
+  }
   for (const flag of ["mqtt-topic", "mqtt-client-id"]) {
     if (given.has(flag) && values.mqtt === undefined) {
       throw new UsageError(`--${flag} needs --mqtt (the broker to bridge)`);
@@ -602,6 +625,7 @@ async function redisEngine(values: Record<string, unknown>, log: Logger): Promis
   const { RedisEngine } = await import(REDIS_MODULE) as typeof import("./queue/redis/mod.ts");
   return await RedisEngine.connect(String(values.redis), {
     maxEvents: Math.max(1, intFlag(values, "history", 0)),
+    logMax: intFlag(values, "redis-log-max", 1),
     logger: log,
   });
 }

@@ -31,7 +31,15 @@
  * deno task bench --runs 3 --json /tmp/bench.json
  * deno task bench --peer c-ref-batch   # + the C reference peer (needs gcc, ../shared/bench)
  * deno task bench --peer c-ref-batch,deno-floor   # + the Deno floor
+ * deno task bench --redis --quick      # memory engine vs Redis engine (private redis-server)
  * ```
+ *
+ * With `--redis` a private `redis-server` (free port, temp dir, no persistence,
+ * `noeviction`, pinned with the server) runs for the whole bench, and the
+ * matrix is Sluice with the memory engine, `sluice-redis` (one instance,
+ * `--redis`) and `sluice-redis-x2` (two instances, `--reuse-port`, both on
+ * the server CPU: correctness of the shared port, not a speed-up); the report
+ * adds a Redis table: ratios to memory, Redis CPU and memory per 1 000 events.
  *
  * @module
  */
@@ -51,7 +59,14 @@ const { values: opts } = cliFlags({
     only: {
       type: "string",
       value: "NAME",
-      help: "sluice | baseline (default: both; peers from --peer are added)",
+      help: "sluice | baseline | sluice-redis (default: both, or with --redis sluice and the " +
+        "Redis ones; peers from --peer are added)",
+    },
+    redis: {
+      type: "boolean",
+      help: "also run Sluice on a private redis-server: one instance (sluice-redis) and two " +
+        "sharing a port (sluice-redis-x2), against the memory engine, plus Redis CPU and " +
+        "memory per 1 000 events",
     },
     peer: {
       type: "string",
@@ -251,7 +266,7 @@ const CHANNEL_PATH = "/events/bench";
 /** The C reference peers' source (read-only; built into TMP at run time, never copied here). */
 const PEER_SRC = new URL("../../shared/bench/peers/c_ref.c", import.meta.url).pathname;
 
-type DenoServerName = "sluice" | "baseline";
+type DenoServerName = "sluice" | "baseline" | "sluice-redis" | "sluice-redis-x2";
 type CPeerName = "c-ref-batch" | "c-ref";
 type PeerName = CPeerName | "deno-floor";
 type ServerName = DenoServerName | PeerName;
@@ -267,6 +282,10 @@ interface ServerSpec {
   subPath?: string;
   /** path the publisher POSTs to (default CHANNEL_PATH) */
   pubPath?: string;
+  /** processes started on the same port (`--reuse-port`), default 1 */
+  instances?: number;
+  /** runs against the bench's private redis-server */
+  redis?: boolean;
 }
 
 const subPath = (spec: ServerSpec) => spec.subPath ?? CHANNEL_PATH;
@@ -286,32 +305,62 @@ function peerSpec(name: CPeerName): ServerSpec {
 }
 
 /** `deno run -A` of a script with Sluice's V8 flags (as `deno task start` runs). */
-function denoWithSluiceFlags(script: string, args: string[]): string[] {
+function denoWithSluiceFlags(script: string, args: string[], denoFlags: string[] = []): string[] {
   return [
     DENO,
     "run",
     "-A",
+    ...denoFlags,
     ...(SLUICE_V8_FLAGS ? [`--v8-flags=${SLUICE_V8_FLAGS}`] : []),
     script,
     ...args,
   ];
 }
 
+/** Port of the private redis-server of `--redis` (set in preflight). */
+let redisPort = 0;
+
+/** Sluice's CLI arguments in every Sluice run. */
+function sluiceArgs(port: number): string[] {
+  return [
+    "--port",
+    String(port),
+    "--hostname",
+    "127.0.0.1",
+    "--max-clients",
+    "20000",
+    "--queue-size",
+    "65536",
+    ...opts["sluice-arg"],
+  ];
+}
+
 const SERVERS: Record<ServerName, ServerSpec> = {
   sluice: {
     name: "sluice",
+    argv: (port) => denoWithSluiceFlags(`${ROOT}main.ts`, sluiceArgs(port)),
+  },
+  "sluice-redis": {
+    name: "sluice-redis",
+    redis: true,
     argv: (port) =>
       denoWithSluiceFlags(`${ROOT}main.ts`, [
-        "--port",
-        String(port),
-        "--hostname",
-        "127.0.0.1",
-        "--max-clients",
-        "20000",
-        "--queue-size",
-        "65536",
-        ...opts["sluice-arg"],
+        ...sluiceArgs(port),
+        "--redis",
+        `redis://127.0.0.1:${redisPort}`,
       ]),
+  },
+  "sluice-redis-x2": {
+    name: "sluice-redis-x2",
+    redis: true,
+    instances: 2,
+    argv: (port) =>
+      denoWithSluiceFlags(`${ROOT}main.ts`, [
+        ...sluiceArgs(port),
+        "--redis",
+        `redis://127.0.0.1:${redisPort}`,
+        "--reuse-port",
+      ], ["--unstable-net"]),
   },
   baseline: {
     name: "baseline",
@@ -326,12 +375,15 @@ const SERVERS: Record<ServerName, ServerSpec> = {
   },
 };
 
-let selected: ServerName[] = ["sluice", "baseline"];
+let selected: ServerName[] = opts.redis
+  ? ["sluice", "sluice-redis", "sluice-redis-x2"]
+  : ["sluice", "baseline"];
 if (opts.only !== undefined) {
-  if (opts.only !== "sluice" && opts.only !== "baseline") {
-    badFlag(`--only must be sluice or baseline: received ${JSON.stringify(opts.only)}`);
+  const only = ["sluice", "baseline", ...(opts.redis ? ["sluice-redis"] : [])];
+  if (!only.includes(opts.only)) {
+    badFlag(`--only must be ${only.join(" or ")}: received ${JSON.stringify(opts.only)}`);
   }
-  selected = [opts.only];
+  selected = [opts.only as ServerName];
 }
 const peers: PeerName[] = [];
 for (const p of opts.peer.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v)) {
@@ -468,25 +520,42 @@ function freePort(): number {
 
 /** A started server. */
 interface Running {
+  /** The (first) server process. */
   proc: Proc;
+  /** Every server process (several share the port with `--reuse-port`). */
+  procs: Proc[];
   port: number;
   spec: ServerSpec;
 }
 
+/** Listening sockets on `port` (one per process sharing it). */
+async function listeners(port: number): Promise<number> {
+  const o = await new Deno.Command("ss", { args: ["-H", "-tln", `( sport = :${port} )`] })
+    .output().catch(() => undefined);
+  if (o === undefined) return 0;
+  return new TextDecoder().decode(o.stdout).split("\n").filter((l) => l.trim() !== "").length;
+}
+
 async function startServer(spec: ServerSpec): Promise<Running> {
   const port = freePort();
-  const proc = spawn(spec.name, CFG.serverCpu, spec.argv(port), spec.env);
+  const count = spec.instances ?? 1;
+  const procs = Array.from(
+    { length: count },
+    (_, i) =>
+      spawn(`${spec.name}${count > 1 ? `-${i}` : ""}`, CFG.serverCpu, spec.argv(port), spec.env),
+  );
+  const proc = procs[0];
   const deadline = monoNs() + 30e9;
   while (monoNs() < deadline) {
-    if (proc.exited) break;
+    if (procs.some((p) => p.exited)) break;
     try {
       const c = await Deno.connect({ hostname: "127.0.0.1", port });
       c.close();
-      return { proc, port, spec };
+      if (count === 1 || (await listeners(port)) >= count) return { proc, procs, port, spec };
     } catch { /* not yet */ }
     await sleep(50);
   }
-  await stop(proc);
+  await Promise.all(procs.map((p) => stop(p)));
   throw new BenchError(`${spec.name} did not listen on ${port}; log:\n${logTail(proc)}`);
 }
 
@@ -529,20 +598,29 @@ interface CpuMark {
   t: number;
   server: number;
   load: number;
+  /** the private redis-server's ticks (0 without --redis) */
+  redis: number;
   busy: number[];
 }
 
-function cpuMark(server: Proc, load: Proc[]): CpuMark {
+/** The private redis-server of `--redis`, kept out of `live` (it outlives each measure). */
+let redisProc: Proc | undefined;
+
+function cpuMark(server: Proc | Proc[], load: Proc[]): CpuMark {
+  const servers = Array.isArray(server) ? server : [server];
   return {
     t: monoNs(),
-    server: cpuTicks(server.pid),
+    server: servers.reduce((a, p) => a + cpuTicks(p.pid), 0),
     load: load.reduce((a, p) => a + cpuTicks(p.pid), 0),
+    redis: redisProc === undefined ? 0 : cpuTicks(redisProc.pid),
     busy: cpuBusy(),
   };
 }
 
 interface CpuUse {
   server_pct: number;
+  /** the private redis-server's CPU (0 without --redis) */
+  redis_pct: number;
   load_pct: number;
   /** busy % of the server CPU not spent by the server (other processes, softirq) */
   other_on_server_cpu_pct: number;
@@ -559,10 +637,15 @@ function cpuUse(a: CpuMark, b: CpuMark): CpuUse {
   const lc = cpuIdx(CFG.loadCpu, 1);
   const server = b.server - a.server;
   const load = b.load - a.load;
+  const redis = b.redis - a.redis;
   return {
     server_pct: pct(server),
+    redis_pct: pct(redis),
     load_pct: pct(load),
-    other_on_server_cpu_pct: pct(Math.max(0, (b.busy[sc] ?? 0) - (a.busy[sc] ?? 0) - server)),
+    // Redis shares the server CPU: its share is not "other" load.
+    other_on_server_cpu_pct: pct(
+      Math.max(0, (b.busy[sc] ?? 0) - (a.busy[sc] ?? 0) - server - redis),
+    ),
     other_on_load_cpu_pct: pct(Math.max(0, (b.busy[lc] ?? 0) - (a.busy[lc] ?? 0) - load)),
   };
 }
@@ -707,10 +790,10 @@ async function subscribeAndPublish(
   Deno.renameSync(`${go}.tmp`, go);
   await sleep((start - monoNs()) / 1e6);
   const load = [...subs, pub];
-  const a = cpuMark(server.proc, load);
+  const a = cpuMark(server.procs, load);
   await sleep((end - monoNs()) / 1e6);
-  const b = cpuMark(server.proc, load);
-  const rss = rssKb(server.proc.pid);
+  const b = cpuMark(server.procs, load);
+  const rss = server.procs.reduce((sum, p) => sum + rssKb(p.pid), 0);
   const subResults = await Promise.all(subs.map((p) => toolResult(p, 30_000)));
   const pubResult = await toolResult(pub, 10_000);
   return { subs: subResults, pub: pubResult, cpu: cpuUse(a, b), rssKb: rss };
@@ -758,14 +841,85 @@ async function withServer<T>(
       console.error(`  (machine still busy: a CPU at ${Math.round(busy)} % from other processes)`);
     }
   }
+  // Each Redis run starts from an empty dataset, so its memory is this run's.
+  if (spec.redis) await redisCli("FLUSHALL");
   const s = await startServer(spec);
   try {
     // one request so that the first measured one does not pay for JIT/lazy init
     await warmUp(s.port, pubPath(spec));
     return await f(s);
   } finally {
-    await stop(s.proc);
+    if (spec.redis && results.length > 0) {
+      const last = results[results.length - 1];
+      if (last.server === spec.name) Object.assign(last.detail, await redisMemory());
+    }
+    await Promise.all(s.procs.map((p) => stop(p)));
   }
+}
+
+/** One command through redis-cli to the private server; its output. */
+async function redisCli(...args: string[]): Promise<string> {
+  const o = await new Deno.Command("redis-cli", {
+    args: ["-h", "127.0.0.1", "-p", String(redisPort), ...args],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(o.stdout).trim();
+}
+
+/**
+ * Redis memory after a run: `used_memory` of `INFO memory` over the events
+ * retained in the log (each is also in its channel's stream, bounded by
+ * --history; the dataset was empty before the run).
+ */
+async function redisMemory(): Promise<Json> {
+  const info = await redisCli("INFO", "memory");
+  const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? NaN);
+  const base = Number(/used_memory_startup:(\d+)/.exec(info)?.[1] ?? NaN);
+  const logged = Number(await redisCli("XLEN", "{sluice}:log"));
+  return {
+    redis_used_memory_mb: Math.round(used / 1048576 * 10) / 10,
+    redis_log_events: logged,
+    redis_bytes_per_event: logged > 0 ? Math.round((used - base) / logged) : NaN,
+  };
+}
+
+/** Starts the private redis-server of `--redis` on the server CPU and waits for PING. */
+async function startRedis(): Promise<void> {
+  redisPort = freePort();
+  const dir = `${TMP}/redis`;
+  Deno.mkdirSync(dir);
+  redisProc = spawn("redis", CFG.serverCpu, [
+    "redis-server",
+    "--port",
+    String(redisPort),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--maxmemory-policy",
+    "noeviction",
+    "--daemonize",
+    "no",
+  ]);
+  live.delete(redisProc.pid); // Not stopped with each measure's processes.
+  for (let i = 0; i < 200; i++) {
+    if ((await redisCli("PING")) === "PONG") return;
+    await sleep(25);
+  }
+  throw new BenchError(`redis-server did not answer on ${redisPort}; log:\n${logTail(redisProc)}`);
+}
+
+async function stopRedis(): Promise<void> {
+  const p = redisProc;
+  redisProc = undefined;
+  if (p === undefined) return;
+  live.set(p.pid, p);
+  await stop(p);
 }
 
 async function warmUp(port: number, path: string): Promise<void> {
@@ -829,6 +983,10 @@ async function fanout(spec: ServerSpec, clients: number, run: number): Promise<v
         pub_resp_p99_us: n(r.pub, "resp_p99_us"),
         lat_p99_us: Math.max(...r.subs.map((j) => n(j, "lat_p99_us"))),
         server_rss_mb: Math.round(r.rssKb / 1024),
+        // Redis CPU-ms per 1 000 events published (one append and one log read per instance).
+        redis_cpu_ms_per_1000_events: spec.redis && n(r.pub, "achieved_rate") > 0
+          ? Math.round(r.cpu.redis_pct * 10_000 / n(r.pub, "achieved_rate") * 100) / 100
+          : NaN,
         ...r.cpu,
       },
     });
@@ -1002,6 +1160,7 @@ async function overload(spec: ServerSpec, run: number): Promise<void> {
     Deno.writeTextFileSync(`${go}.tmp`, `${start} ${start + (CFG.overloadDuration + 50) * 1e9}\n`);
     Deno.renameSync(`${go}.tmp`, go);
     const deadline = monoNs() + (CFG.overloadDuration + 3) * 1e9;
+    const mark0 = cpuMark(s.procs, []);
     const samples: Array<[number, number]> = [];
     let rssMax = rss0;
     let capped = false;
@@ -1016,6 +1175,7 @@ async function overload(spec: ServerSpec, run: number): Promise<void> {
       await sleep(100);
     }
     const p = await toolResult(pub, capped ? 1 : 5_000);
+    const redisPct = cpuUse(mark0, cpuMark(s.procs, [])).redis_pct;
     const states = await socketStates(s.port);
     const closedByServer = Object.entries(states)
       .filter(([k]) => /^(FIN-WAIT|CLOSING|LAST-ACK|CLOSE-WAIT)/.test(k))
@@ -1056,6 +1216,7 @@ async function overload(spec: ServerSpec, run: number): Promise<void> {
         rss_growth_last_s_mb: Math.round(slopeMbPerS * 10) / 10,
         stopped_at_rss_cap: capped,
         elapsed_s: n(p, "elapsed_s"),
+        redis_pct: redisPct,
       },
     });
   });
@@ -1200,6 +1361,104 @@ function table(): string {
   return rows.join("\n");
 }
 
+/** The Redis engine against the memory engine, and what Redis itself spends (`--redis`). */
+function redisTable(): string {
+  if (!selected.includes("sluice-redis")) return "";
+  const rows = [
+    "| measure | memory engine | Redis engine | Redis/memory | target |",
+    "|---|---|---|---|---|",
+  ];
+  const detail = (measure: string, server: ServerName, key: string) =>
+    median(runsOf(measure, server).map((r) => Number(r.detail[key])));
+  const pair = (
+    label: string,
+    a: number,
+    b: number,
+    fmt: (v: number) => string,
+    target: string,
+  ) => {
+    if (!Number.isFinite(a) && !Number.isFinite(b)) return;
+    rows.push(`| ${label} | ${fmt(a)} | ${fmt(b)} | ${ratio(b, a)} | ${target} |`);
+  };
+  for (const c of CFG.clients) {
+    pair(
+      `fan-out ev/s, ${c} clients`,
+      value(`fanout-${c}`, "sluice"),
+      value(`fanout-${c}`, "sluice-redis"),
+      fmtEvents,
+      c === 1000 ? "≥ 0.8×" : "",
+    );
+    pair(
+      `publish answer p99 during fan-out, ${c} clients`,
+      detail(`fanout-${c}`, "sluice", "pub_resp_p99_us"),
+      detail(`fanout-${c}`, "sluice-redis", "pub_resp_p99_us"),
+      fmtMs,
+      "",
+    );
+  }
+  pair(
+    `delivery p99, ${CFG.latencyClients} clients × ${CFG.latencyRate} ev/s`,
+    value("latency", "sluice"),
+    value("latency", "sluice-redis"),
+    fmtMs,
+    "≤ 1.5×",
+  );
+  pair(
+    "delivery p50 (same run)",
+    detail("latency", "sluice", "lat_p50_us"),
+    detail("latency", "sluice-redis", "lat_p50_us"),
+    fmtMs,
+    "",
+  );
+  const oneOrTwo = (c: number) => [
+    value(`fanout-${c}`, "sluice-redis"),
+    value(`fanout-${c}`, "sluice-redis-x2"),
+  ];
+  for (const c of CFG.clients) {
+    const [one, two] = oneOrTwo(c);
+    if (!Number.isFinite(two)) continue;
+    rows.push(
+      `| fan-out ev/s, ${c} clients, 2 instances --reuse-port (aggregate) | – | ${
+        fmtEvents(two)
+      } | ${
+        ratio(two, one)
+      } of 1 instance | every client gets every event; 2 cores: no speed-up expected |`,
+    );
+  }
+  const cpu = CFG.clients.map((c) =>
+    [c, detail(`fanout-${c}`, "sluice-redis", "redis_cpu_ms_per_1000_events")] as const
+  ).filter(([, v]) => Number.isFinite(v));
+  for (const [c, v] of cpu) {
+    rows.push(`| Redis CPU per 1 000 events (fan-out, ${c} clients) | – | ${v} ms | | |`);
+  }
+  // The run that left the most events in Redis: fixed overheads (scripts, empty nodes) matter least.
+  const mem = results.filter((r) => r.server === "sluice-redis" && r.detail.redis_log_events)
+    .sort((a, b) => Number(b.detail.redis_log_events) - Number(a.detail.redis_log_events))[0];
+  if (mem !== undefined) {
+    const size = mem.measure === "overload" ? CFG.overloadSize : CFG.size;
+    rows.push(
+      `| Redis memory per 1 000 retained events (${size}-byte data, ${mem.measure} run, ${mem.detail.redis_log_events} events; log + channel stream) | – | ${
+        fmtBytes(Number(mem.detail.redis_bytes_per_event) * 1000)
+      } | | |`,
+    );
+  }
+  const ov = medianRun("overload", "sluice-redis");
+  if (ov !== undefined) {
+    const rate = Number(ov.detail.pub_rate);
+    const pct = Number(ov.detail.redis_pct);
+    rows.push(
+      `| publisher flat out (overload run): publishes/s, Redis CPU | ${
+        fmtRate(Number(medianRun("overload", "sluice")?.detail.pub_rate ?? NaN))
+      } | ${fmtRate(rate)}, Redis ${pct} % | ${
+        ratio(rate, Number(medianRun("overload", "sluice")?.detail.pub_rate ?? NaN))
+      } | one instance's publishes; Redis at 100 % ≈ ${
+        pct > 0 ? fmtRate(rate / (pct / 100)) : "–"
+      } |`,
+    );
+  }
+  return rows.join("\n");
+}
+
 /** Server-side capacity: work per server CPU-second (robust to a saturated client or noise). */
 function capacityTable(): string {
   const cols = selected;
@@ -1281,6 +1540,7 @@ async function preflight(): Promise<void> {
     throw new BenchError(`Sluice CLI not found at ${ROOT}main.ts (use --only baseline)`);
   }
   if (cPeers.length > 0) cRefBin = await buildPeer();
+  if (selected.some((s) => SERVERS[s].redis)) await startRedis();
   const limit = await new Deno.Command("bash", {
     args: ["-c", 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ulimit -n'],
   })
@@ -1299,7 +1559,7 @@ const onSignal = () => {
   if (interrupted) return;
   interrupted = true;
   console.error("interrupted: stopping child processes");
-  stopAll().finally(() => {
+  Promise.all([stopAll(), stopRedis()]).finally(() => {
     Deno.removeSync(TMP, { recursive: true });
     Deno.exit(130);
   });
@@ -1338,14 +1598,16 @@ try {
         for (const s of selected) await step(`fan-out ${c} ${s}`, () => fanout(SERVERS[s], c, run));
       }
     }
+    // Two instances on one port: the fan-out only (the box has 2 cores: correctness, not speed).
+    const single = selected.filter((s) => (SERVERS[s].instances ?? 1) === 1);
     if (!CFG.skip.has("latency")) {
-      for (const s of selected) await step(`latency ${s}`, () => latency(SERVERS[s], run));
+      for (const s of single) await step(`latency ${s}`, () => latency(SERVERS[s], run));
     }
     if (!CFG.skip.has("idle")) {
-      for (const s of selected) await step(`idle ${s}`, () => idle(SERVERS[s], run));
+      for (const s of single) await step(`idle ${s}`, () => idle(SERVERS[s], run));
     }
     if (!CFG.skip.has("overload")) {
-      for (const s of selected) await step(`overload ${s}`, () => overload(SERVERS[s], run));
+      for (const s of single) await step(`overload ${s}`, () => overload(SERVERS[s], run));
     }
   }
   console.log(
@@ -1354,6 +1616,8 @@ try {
     })\n`,
   );
   console.log(table());
+  const redis = redisTable();
+  if (redis) console.log(`\n### Redis engine\n\n${redis}`);
   const cap = capacityTable();
   if (cap) {
     console.log(
@@ -1409,6 +1673,7 @@ try {
   console.error(`bench failed: ${e instanceof Error ? e.message : e}`);
 } finally {
   await stopAll();
+  await stopRedis();
   try {
     Deno.removeSync(TMP, { recursive: true });
   } catch { /* already gone */ }

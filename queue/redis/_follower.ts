@@ -309,7 +309,9 @@ export class Follower {
     this.#head = head;
     const now = Date.now();
     const client = this.#client;
-    if (this.#paused || client === undefined || !this.#connected || head === this.#cursor) {
+    // Nothing to read: no counter yet (an empty Redis), or the feed is at the counter.
+    const behind = head !== null && head > this.#cursor;
+    if (this.#paused || client === undefined || !this.#connected || !behind) {
       this.#lastProgress = now;
       return;
     }

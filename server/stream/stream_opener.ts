@@ -8,6 +8,7 @@
  */
 
 import { encodeComment, encodeRetry } from "../../queue/encode_event.ts";
+import { numericId } from "../../queue/event_ids.ts";
 import { type HistoryReplay, type HistoryStore, isPromiseLike } from "../../queue/history.ts";
 import type { Session } from "../../sessions/session.ts";
 import type { SessionTable } from "../../sessions/session_table.ts";
@@ -315,7 +316,9 @@ export class StreamOpener {
     let answer: HistoryReplay | Promise<HistoryReplay>;
     try {
       const keys = this.#replayKeys(store, source, session, sub);
-      const options = lastId === undefined && sub.rewind > 0 ? { last: sub.rewind } : undefined;
+      // `last` only rewinds a stream without an id (0 or with an id: none,
+      // as the contract says; a store may refuse 0 rather than ignore it).
+      const options = sub.rewind > 0 && lastId === undefined ? { last: sub.rewind } : {};
       answer = isPromiseLike(keys)
         ? keys.then((k) => store.since(k, lastId, options))
         : store.since(keys, lastId, options);
@@ -351,10 +354,20 @@ export class StreamOpener {
         delivery.drain();
       }
       // With a shared feed, the replay may hold events the feed has not
-      // brought yet: hold live events until it has, so none comes twice.
+      // brought yet, and the client (back from another instance) may have
+      // seen events this instance's feed has not fanned out yet: hold live
+      // events until the feed has passed both, so none comes twice.
+      const seen = shared && replay?.gap === false && lastId !== undefined
+        ? numericId(lastId)
+        : undefined;
       const newest = replay?.events.at(-1)?.id;
-      if (replay !== undefined && newest !== undefined) {
-        if (!(await delivery.feedReached(newest, FEED_CATCH_UP_MS))) replay = undefined;
+      const catchUp = seen === undefined
+        ? newest
+        : newest === undefined || Number(newest) < seen
+        ? String(seen)
+        : newest;
+      if (replay !== undefined && catchUp !== undefined) {
+        if (!(await delivery.feedReached(catchUp, FEED_CATCH_UP_MS))) replay = undefined;
       }
       if (delivery.replaying.get(session.id) !== pending) return; // Closed meanwhile.
       if (replay === undefined) {
@@ -363,7 +376,11 @@ export class StreamOpener {
         return;
       }
       delivery.replaying.delete(session.id);
-      this.#writeReplay(session, source, head, lastId, replay, pending.held, sub);
+      // Feed ids only grow: live events up to the client's id are ones it has.
+      const held = seen === undefined
+        ? pending.held
+        : pending.held.filter((e) => e.id === undefined || !(Number(e.id) <= seen));
+      this.#writeReplay(session, source, head, lastId, replay, held, sub);
       this.#attach(session, source, sub);
     }).catch((err) => {
       // A store that answered something unusable: end this stream, not the process.

@@ -185,3 +185,21 @@ Deno.test("over rediss:// (TLS) the engine appends, replays and follows", async 
     /unavailable/,
   );
 });
+
+Deno.test("the watchdog leaves an idle feed on an empty Redis alone (no counter yet is nothing to read)", async () => {
+  await using server = await startRedisServer();
+  await using engine = await RedisEngine.connect(server.url, {
+    watchdogIntervalMs: 20,
+    watchdogStallMs: 50,
+  });
+  const sink = new RecordingSink();
+  engine.follow(sink);
+  await engine.whenFollowing();
+  // Many watchdog rounds past the stall bound, with nothing appended.
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(engine.feedStats.watchdogRestarts, 0);
+  assert.equal(engine.feedStats.reconnects, 0);
+  const { id } = await engine.append("k", { bytes: encodeEvent("first") });
+  await until(() => sink.events.length === 1, "the first event");
+  assert.equal(sink.events[0].id, id);
+});
