@@ -18,7 +18,11 @@ import {
   type StoredEvent,
 } from "../../queue/history.ts";
 import { MessageQueue, type MessageQueueStats } from "../../queue/message_queue.ts";
-import type { EventFeed, FeedEvent, FeedGap, FeedSink } from "../../queue/event_feed.ts";
+import type { EventFeed, FeedGap } from "../../queue/event_feed.ts";
+import { FeedIntake, isEventFeed } from "./feed_intake.ts";
+import { DrainSchedule } from "./drain_schedule.ts";
+
+export { isEventFeed } from "./feed_intake.ts";
 import type { Session } from "../../sessions/session.ts";
 import type { SessionTable } from "../../sessions/session_table.ts";
 import { concatAll } from "../http/conn_io.ts";
@@ -62,41 +66,6 @@ export interface DeliveryStats {
   readonly eventsDropped: number;
   /** History appends that failed (each logged; the event was not sent). */
   readonly appendFailures: number;
-}
-
-/**
- * A drain that follows another one within this many ms waits for a timer
- * (about 1 ms): under load that window collects more events per write...
- */
-const BUSY_GAP_MS = 2;
-/**
- * ...but only after a pass that reached fewer sockets than this. A pass to
- * more takes longer than the timer's millisecond, so events pile up during
- * the pass anyway, and the wait would only hold back the publishers' answers.
- */
-const BUSY_TIMER_MAX_TARGETS = 256;
-
-/**
- * Whether a history store is also an event feed (several instances share it):
- * then every event reaches streams through the feed, in id order, never
- * straight from a local publish.
- *
- * @param store The store.
- * @returns `true` when it has `follow`.
- */
-export function isEventFeed(store: HistoryStore | undefined): store is HistoryStore & EventFeed {
-  return typeof (store as Partial<EventFeed> | undefined)?.follow === "function";
-}
-
-/**
- * `setImmediate` of `node:timers`, loaded with the first drain: loading it
- * starts Deno's Node compatibility layer (several megabytes), which an idle
- * hub does without. Until it is there, drains go by a 0 ms timer.
- */
-let immediates: typeof import("node:timers") | undefined;
-let loadingImmediates: Promise<unknown> | undefined;
-function loadImmediates(): void {
-  loadingImmediates ??= import("node:timers").then((m) => immediates = m, () => {});
 }
 
 /** Options of {@linkcode Delivery}. */
@@ -143,26 +112,16 @@ export class Delivery {
   /** Settles after the last pending append: keeps queue order equal to publish order. */
   #appendTail: Promise<unknown> = Promise.resolve();
   #running = true;
-  #drainTimer: ReturnType<typeof setTimeout> | undefined;
-  #drainImmediate: unknown;
-  #lastDrainAt = 0;
-  /** Sockets the last fan-out pass reached (the one running counts in `#passTargets`). */
-  #lastPassTargets = 0;
+  readonly #schedule = new DrainSchedule(() => this.drain());
+  /** Sockets the running fan-out pass reached. */
   #passTargets = 0;
   #refused = 0;
   #published = 0;
   #delivered = 0;
   #dropped = 0;
   #appendFailures = 0;
-  readonly #feed: (HistoryStore & EventFeed) | undefined;
-  #stopFeed: (() => void) | undefined;
-  /** Resolves once the feed's start position is fixed (publishes wait for it). */
-  #feedReady: Promise<void> = Promise.resolve();
-  /** Id of the last feed event fanned out, as a number. */
-  #feedPosition = 0;
-  readonly #feedWaiters = new Set<{ id: number; resolve: () => void }>();
-  readonly #sourceAt: (path: string) => EventSource | undefined;
-  readonly #onFeedGap: (gap: FeedGap) => void;
+  /** The shared feed's intake, when the store is one. */
+  readonly #intake: FeedIntake | undefined;
 
   /**
    * Creates the queue; draining starts with the first event.
@@ -173,23 +132,26 @@ export class Delivery {
     this.#history = options.history;
     this.#sessions = options.sessions;
     this.#log = options.log;
-    this.#queue = new MessageQueue<QueuedEvent>(options.queueSize, this.#scheduleDrain);
-    this.#feed = isEventFeed(options.history) ? options.history : undefined;
-    this.#sourceAt = options.sourceAt ?? (() => undefined);
-    this.#onFeedGap = options.onFeedGap ?? (() => {});
+    this.#queue = new MessageQueue<QueuedEvent>(options.queueSize, this.#schedule.request);
+    this.#intake = isEventFeed(options.history)
+      ? new FeedIntake(options.history, {
+        queue: this.#queue,
+        running: () => this.#running,
+        sourceAt: options.sourceAt ?? (() => undefined),
+        drain: () => this.drain(),
+        onGap: options.onFeedGap ?? (() => {}),
+      })
+      : undefined;
   }
 
   /** Whether events come from a shared feed (several instances). */
   get feed(): EventFeed | undefined {
-    return this.#feed;
+    return this.#intake?.feed;
   }
 
   /** Starts following the feed, when the store is one. */
   startFeed(): void {
-    const feed = this.#feed;
-    if (feed === undefined || this.#stopFeed !== undefined) return;
-    this.#stopFeed = feed.follow(this.#sink);
-    this.#feedReady = (feed.whenFollowing?.() ?? Promise.resolve()).catch(() => {});
+    this.#intake?.start();
   }
 
   /**
@@ -201,44 +163,8 @@ export class Delivery {
    * @returns Whether the feed reached it.
    */
   feedReached(id: string, timeoutMs: number): Promise<boolean> {
-    const n = Number(id);
-    if (this.#feed === undefined || !(n > this.#feedPosition)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter = { id: n, resolve: () => resolve(true) };
-      this.#feedWaiters.add(waiter);
-      setTimeout(() => {
-        if (this.#feedWaiters.delete(waiter)) resolve(false);
-      }, timeoutMs);
-    });
+    return this.#intake?.reached(id, timeoutMs) ?? Promise.resolve(true);
   }
-
-  /** The sink the feed delivers to: the queue, in id order; a full queue pauses the feed. */
-  readonly #sink: FeedSink = {
-    deliver: (events: readonly FeedEvent[]): number => {
-      let taken = 0;
-      for (const e of events) {
-        if (!this.#running) break;
-        const at = e.key.indexOf("#");
-        const source = at < 0 ? undefined : this.#sourceAt(e.key.slice(0, at));
-        if (source !== undefined) {
-          const ev = { source, channel: e.key.slice(at + 1), bytes: e.bytes, fields: {}, id: e.id };
-          if (!this.#queue.push(ev)) break; // Full: the feed keeps the rest.
-        }
-        taken++;
-      }
-      return taken;
-    },
-    whenRoom: async (): Promise<void> => {
-      while (this.#running && this.#queue.length >= this.#queue.capacity) {
-        await this.#queue.waitForRoom(1000);
-      }
-    },
-    gap: (gap: FeedGap): void => {
-      // Everything before the hole goes out first.
-      this.drain();
-      this.#onFeedGap(gap);
-    },
-  };
 
   /** The history store, if any. */
   get history(): HistoryStore | undefined {
@@ -279,7 +205,7 @@ export class Delivery {
   /** Refuses new events from now on, stops following the feed and wakes publishers waiting for room. */
   stop(): void {
     this.#running = false;
-    this.#stopFeed?.();
+    this.#intake?.stop();
     this.#queue.wakeAll();
   }
 
@@ -295,7 +221,7 @@ export class Delivery {
    */
   publish(ev: QueuedEvent): boolean | Promise<boolean> {
     if (!this.#running) return false;
-    if (this.#feed !== undefined) return this.#publishToFeed(this.#feed, ev);
+    if (this.#intake !== undefined) return this.#publishToFeed(this.#intake, ev);
     const store = this.#history;
     if (store === undefined) {
       ev.id = ev.fields.id;
@@ -345,7 +271,7 @@ export class Delivery {
    * @returns Whether it was queued.
    */
   async publishWait(ev: QueuedEvent, timeoutMs: number): Promise<boolean> {
-    if (this.#feed !== undefined) return await this.publish(ev);
+    if (this.#intake !== undefined) return await this.publish(ev);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (!this.#running) return false;
@@ -365,10 +291,10 @@ export class Delivery {
    * instance's streams (this one's too) through the feed, in id order. The
    * store bounds the appends in flight; the local queue is not involved.
    */
-  async #publishToFeed(store: HistoryStore, ev: QueuedEvent): Promise<boolean> {
-    await this.#feedReady;
+  async #publishToFeed(intake: FeedIntake, ev: QueuedEvent): Promise<boolean> {
+    await intake.ready;
     try {
-      const stored = await store.append(historyKey(ev.source, ev.channel), {
+      const stored = await intake.feed.append(historyKey(ev.source, ev.channel), {
         id: ev.fields.id,
         bytes: ev.bytes,
       });
@@ -391,36 +317,9 @@ export class Delivery {
     });
   }
 
-  #drainNow = (): void => this.drain();
-
-  #scheduleDrain = (): void => {
-    if (this.#drainTimer !== undefined || this.#drainImmediate !== undefined) return;
-    // A macrotask, not a microtask: every publish that arrives in this turn
-    // of the event loop is fanned out in one corked pass, so each socket gets
-    // one write for all of them. Right after another pass to few sockets, a
-    // ~1 ms timer collects more per write; after a quiet spell, or after a
-    // pass to many sockets, setImmediate goes at once (lower latency, and the
-    // publishers' answers are not held back). Figures: bench/README.md.
-    if (
-      immediates === undefined ||
-      (this.#lastPassTargets < BUSY_TIMER_MAX_TARGETS &&
-        performance.now() - this.#lastDrainAt < BUSY_GAP_MS)
-    ) {
-      loadImmediates();
-      this.#drainTimer = setTimeout(this.#drainNow, 0);
-    } else {
-      this.#drainImmediate = immediates.setImmediate(this.#drainNow);
-    }
-  };
-
   /** Cancels a scheduled drain (closing now: what is queued is not sent). */
   cancelDrain(): void {
-    clearTimeout(this.#drainTimer);
-    this.#drainTimer = undefined;
-    if (this.#drainImmediate !== undefined) {
-      immediates?.clearImmediate(this.#drainImmediate as Parameters<typeof clearImmediate>[0]);
-    }
-    this.#drainImmediate = undefined;
+    this.#schedule.cancel();
   }
 
   /** Fans out everything queued now, in one corked pass. */
@@ -436,8 +335,7 @@ export class Delivery {
       this.#fanOutQueued();
     } finally {
       this.#sessions.uncork();
-      this.#lastDrainAt = performance.now();
-      this.#lastPassTargets = this.#passTargets;
+      this.#schedule.passDone(this.#passTargets);
     }
   }
 
@@ -452,7 +350,7 @@ export class Delivery {
     let runs: Map<EventSource, Map<string, QueuedEvent[]>> | undefined;
     for (let ev = this.#queue.shift(); ev !== undefined; ev = this.#queue.shift()) {
       this.#published++;
-      if (this.#feed !== undefined && ev.id !== undefined) this.#feedPosition = Number(ev.id);
+      if (this.#intake !== undefined && ev.id !== undefined) this.#intake.fannedOut(ev.id);
       if (this.replaying.size > 0) {
         for (const r of this.replaying.values()) {
           if (r.source === ev.source && r.wants(ev.channel)) r.held.push(ev);
@@ -474,14 +372,7 @@ export class Delivery {
         for (const [channel, run] of byChannel) this.#fanOutRun(source, channel, run);
       }
     }
-    if (this.#feedWaiters.size > 0) {
-      for (const w of this.#feedWaiters) {
-        if (w.id <= this.#feedPosition) {
-          this.#feedWaiters.delete(w);
-          w.resolve();
-        }
-      }
-    }
+    this.#intake?.wake();
   }
 
   /**
