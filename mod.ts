@@ -50,7 +50,7 @@ export {
   topicMatches,
   topicToChannel,
 } from "./server/stream/topic_filter.ts";
-export { MAX_REWIND } from "./server/stream/stream_opener.ts";
+export { MAX_REWIND } from "./server/stream/subscription.ts";
 export { multiChannelEventName } from "./server/stream/channel_tag.ts";
 export type {
   ConnectionCloseReason,

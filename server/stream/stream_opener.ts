@@ -17,8 +17,7 @@ import type { RequestResult } from "../http/request_result.ts";
 import { encodeResponse, headerPairs } from "../http/response_head.ts";
 import { encodeStreamHead } from "./stream_head.ts";
 import type { HttpRequest, HttpResponse, Logger } from "../http/types.ts";
-import { HttpError } from "../http/http_error.ts";
-import { parseTopicFilter, type TopicFilter } from "./topic_filter.ts";
+import { type Subscription, subscriptionOf } from "./subscription.ts";
 import { appendReplayBlock } from "./_replay_block.ts";
 import { tagEvent } from "./channel_tag.ts";
 import { type Delivery, historyKey, type PendingReplay, type QueuedEvent } from "./delivery.ts";
@@ -31,36 +30,6 @@ const OPENED = encodeComment("ok");
 
 /** How long a new stream waits for a shared feed to catch up with its replay. */
 const FEED_CATCH_UP_MS = 5_000;
-
-/** Most events `?rewind=N` may ask for, per channel. */
-export const MAX_REWIND = 1000;
-
-/** What a stream follows and how it is written to. */
-interface Subscription {
-  /** Events tagged with their channel (multi-channel and filter streams). */
-  readonly tagged: boolean;
-  /** Topic filters; a stream with filters follows only them. */
-  readonly filters: readonly TopicFilter[];
-  /** Without `Last-Event-ID`: the newest this-many events of each channel first. */
-  readonly rewind: number;
-}
-
-/**
- * The `?rewind=N` of a request: `0` when absent.
- *
- * @throws {HttpError} `400` when it is not an integer from 0 to {@linkcode MAX_REWIND}.
- */
-function rewindOf(req: HttpRequest): number {
-  const text = req.query.get("rewind");
-  if (text === null) return 0;
-  const n = Number(text);
-  if (!/^[0-9]{1,4}$/.test(text) || n > MAX_REWIND) {
-    throw new HttpError(400, `Bad Request: rewind must be an integer from 0 to ${MAX_REWIND}`, {
-      close: false,
-    });
-  }
-  return n;
-}
 
 /** A stream's head, and the same head with a comment when nothing else follows it. */
 interface StreamHead {
@@ -195,15 +164,8 @@ export class StreamOpener {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peer = peerString(addr);
     const selection = source.channelsFor(req);
-    // A stream with filters follows its named channels as exact filters.
-    const filters = selection.filters?.length
-      ? [...selection.filters, ...selection.channels.map((c) => parseTopicFilter(c))]
-      : [];
-    const sub: Subscription = {
-      tagged: selection.tagged === true || filters.length > 0,
-      filters,
-      rewind: rewindOf(req),
-    };
+    const sub = subscriptionOf(selection, req);
+    const filters = sub.filters;
     if (req.method === "HEAD") {
       return { kind: "bytes", bytes: encodeStreamHead(extra, { close: true }), status: 200 };
     }
