@@ -714,10 +714,12 @@ export async function main(args: string[]): Promise<number> {
     throw err;
   }
   if (values.mqtt !== undefined) {
+    // No --mqtt-topic: the bridge's default filter, not an empty list it refuses.
+    const topics = listFlag(values, "mqtt-topic");
     try {
       await startMqttBridge(hub, {
         url: String(values.mqtt),
-        topics: listFlag(values, "mqtt-topic"),
+        topics: topics.length > 0 ? topics : undefined,
         clientId: values["mqtt-client-id"] === undefined
           ? undefined
           : String(values["mqtt-client-id"]),

@@ -40,6 +40,7 @@ const SSE_HEAD =
 
 interface Request {
   path: string;
+  query: string;
   lastEventId: string | null;
 }
 
@@ -52,9 +53,12 @@ async function readRequest(conn: Deno.Conn): Promise<Request | null> {
     head += new TextDecoder().decode(buf.subarray(0, n));
   }
   const lines = head.split("\r\n");
-  const path = lines[0].split(" ")[1] ?? "/";
+  const target = lines[0].split(" ")[1] ?? "/";
+  const q = target.indexOf("?");
+  const path = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? "" : target.slice(q + 1);
   const idLine = lines.find((l) => l.toLowerCase().startsWith("last-event-id:"));
-  return { path, lastEventId: idLine === undefined ? null : idLine.slice(14).trim() };
+  return { path, query, lastEventId: idLine === undefined ? null : idLine.slice(14).trim() };
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -81,6 +85,7 @@ function startFakeHub(assets: Map<string, StaticAsset>) {
   const drop = Promise.withResolvers<void>();
   const resume = Promise.withResolvers<void>();
   const reconnected = Promise.withResolvers<string | null>();
+  const sensorQueries: string[] = [];
   const sensorsClosedByPeer = Promise.withResolvers<void>();
   const heartbeatClosedByPeer = Promise.withResolvers<void>();
   let sensorRequests = 0;
@@ -90,6 +95,7 @@ function startFakeHub(assets: Map<string, StaticAsset>) {
     if (request === null) return;
     if (request.path === "/events/sensors") {
       sensorRequests += 1;
+      sensorQueries.push(request.query);
       if (sensorRequests === 1) {
         await writeAll(conn, encoder.encode(SSE_HEAD + firstStream()));
         const peer = untilPeerCloses(conn);
@@ -145,6 +151,8 @@ function startFakeHub(assets: Map<string, StaticAsset>) {
     resumeSensorStream: () => resume.resolve(),
     /** Resolves when the browser closes the resumed sensors stream. */
     sensorsClosedByPeer: sensorsClosedByPeer.promise,
+    /** The query string of every sensors stream request. */
+    sensorQueries,
     /** Resolves when the browser closes the heartbeat stream. */
     heartbeatClosedByPeer: heartbeatClosedByPeer.promise,
     async [Symbol.asyncDispose]() {
@@ -184,6 +192,8 @@ Deno.test({
 
   await waitForText(page, "#state", "open");
   await waitForText(page, "#lastId", "41");
+  // The newest events first, so the cards show current values at once.
+  assert.match(hub.sensorQueries[0], /^rewind=\d+$/);
   const expectedA = String(Math.round(50 + 30 * Math.sin(39 / 4)));
   assert.equal(await page.textContent("#sensorA"), expectedA, "value of the last sensorA event");
   assert.equal(await page.textContent("#sensorB"), "33", "unnamed message updates #sensorB");
@@ -212,4 +222,161 @@ Deno.test({
   await hub.heartbeatClosedByPeer;
   const after = await page.evaluate(() => sluiceDashboard.received);
   assert.deepEqual(after, Array.from({ length: 42 }, (_, i) => String(i + 1)));
+});
+
+/**
+ * A scripted fake hub for the open-state tests: each stream path answers with
+ * the events it is given and stays open; `/status` answers `status` (404 when
+ * undefined). `push(path, text)` sends more on the open streams of `path`.
+ */
+function startScriptedHub(
+  assets: Map<string, StaticAsset>,
+  streams: Record<string, string>,
+  status?: object,
+) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
+  const open = new Map<string, Deno.Conn[]>();
+  const queries = new Map<string, string>();
+
+  async function handle(conn: Deno.Conn): Promise<void> {
+    const request = await readRequest(conn);
+    if (request === null) return;
+    const script = streams[request.path];
+    if (script !== undefined) {
+      queries.set(request.path, request.query);
+      await writeAll(conn, encoder.encode(SSE_HEAD + script));
+      open.set(request.path, [...(open.get(request.path) ?? []), conn]);
+      await untilPeerCloses(conn);
+      return;
+    }
+    const asset = request.path === "/status"
+      ? status && { contentType: "application/json", body: encoder.encode(JSON.stringify(status)) }
+      : assets.get(request.path);
+    const body = asset?.body ?? encoder.encode("not found");
+    const head = `HTTP/1.1 ${asset ? "200 OK" : "404 Not Found"}\r\n` +
+      `Content-Type: ${asset?.contentType ?? "text/plain"}\r\n` +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    await writeAll(conn, encoder.encode(head));
+    await writeAll(conn, body);
+  }
+
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      const done: Promise<void> = handle(conn)
+        .catch(() => {/* peer went away */})
+        .finally(() => {
+          if (conns.delete(conn)) conn.close();
+          handlers.delete(done);
+        });
+      handlers.add(done);
+    }
+  })().catch(() => {});
+
+  return {
+    url: `http://127.0.0.1:${listener.addr.port}/`,
+    /** The query string each stream path was requested with. */
+    queries,
+    /** Sends `text` on every open stream of `path`. */
+    async push(path: string, text: string): Promise<void> {
+      for (const conn of open.get(path) ?? []) await writeAll(conn, encoder.encode(text));
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      for (const conn of conns) conn.close();
+      conns.clear();
+      await Promise.all(handlers);
+    },
+  };
+}
+
+/** The chart's axis labels, top to bottom as drawn (numeric ones only). */
+async function axisNumbers(page: Page): Promise<string[]> {
+  const labels = await page.evaluate(() =>
+    [...document.querySelectorAll("#chart .axis-label") as unknown as { textContent: string }[]]
+      .map((n) => n.textContent)
+  );
+  return labels.filter((t) => /^-?\d+(\.\d+)?$/.test(t));
+}
+
+Deno.test({
+  name: "dashboard shows the current value on open, round distinct axis labels, none without data",
+  ignore: !browserAvailable(),
+}, async () => {
+  const assets = await loadStaticAssets();
+  await using browser = await launchBrowser();
+  {
+    // What the hub's ?rewind= answers with when sensor A changed once: one event.
+    const one =
+      `id: 7\nevent: event\ndata: {"TYPE":"STATE","sensorA":{"state":21,"prevState":20}}\n\n`;
+    await using hub = startScriptedHub(assets, {
+      "/events/sensors": one,
+      "/events/heartbeat": "",
+    });
+    const page = await browser.newPage();
+    await page.goto(hub.url);
+    await waitForText(page, "#sensorA", "21");
+    assert.equal(await page.textContent("#sensorAPrev"), "20");
+    assert.equal(await page.textContent("#sensorB"), "–");
+    assert.match(hub.queries.get("/events/sensors") ?? "", /^rewind=\d+$/);
+    assert.equal(hub.queries.get("/events/heartbeat"), "rewind=1");
+    await page.waitForFunction(() => document.querySelectorAll("#chart polyline").length === 1);
+    const labels = await axisNumbers(page);
+    const values = labels.map(Number);
+    assert.ok(labels.length >= 2 && labels.length <= 6, `labels: ${labels}`);
+    assert.equal(new Set(labels).size, labels.length, `distinct labels: ${labels}`);
+    assert.ok(values.every((v, i) => i === 0 || v > values[i - 1]), `ascending: ${labels}`);
+    assert.ok(values[0] < 21 && values.at(-1)! > 21, `21 inside the axis: ${labels}`);
+    // Without MQTT in /status (404 here), the MQTT section stays hidden.
+    assert.equal(await page.isHidden("#mqtt"), true);
+    await page.close();
+  }
+  {
+    await using hub = startScriptedHub(assets, { "/events/sensors": "", "/events/heartbeat": "" });
+    const page = await browser.newPage();
+    await page.goto(hub.url);
+    await waitForText(page, "#state", "open");
+    assert.deepEqual(await axisNumbers(page), [], "no numbers on an axis without data");
+    assert.equal(await page.textContent("#chart .no-data"), "no values yet");
+    await page.close();
+  }
+});
+
+Deno.test({
+  name: "dashboard shows one tile per bridged MQTT sensor with its latest value, updated live",
+  ignore: !browserAvailable(),
+}, async () => {
+  const state = (n: number) => `{"TYPE":"STATE","sensorB":{"state":${n},"prevState":1}}`;
+  await using hub = startScriptedHub(await loadStaticAssets(), {
+    "/events/sensors": "",
+    "/events/heartbeat": "",
+    // What ?topic=sensors/+/#&rewind=1 answers with: the latest event of each channel.
+    "/events": `id: 5\nevent: sensors/d02/state\ndata: ${state(300)}\n\n` +
+      `id: 6\nevent: sensors/kitchen/temp\ndata: 21.50\n\n`,
+  }, { mqtt: { connected: true } });
+  await using browser = await launchBrowser();
+  const page = await browser.newPage();
+  await page.goto(hub.url);
+  await page.waitForFunction(() => document.querySelectorAll(".tile").length === 2);
+  assert.equal(await page.isVisible("#mqtt"), true);
+  assert.equal(await page.isHidden("#mqttEmpty"), true);
+  assert.equal(hub.queries.get("/events"), "topic=sensors/%2B/%23&rewind=1");
+  const tile = (channel: string) => `.tile[data-channel="${channel}"] .tile-value`;
+  assert.equal(await page.textContent(tile("sensors/d02/state")), "sensorB 300");
+  assert.equal(await page.textContent(tile("sensors/kitchen/temp")), "21.50");
+  // A new device and a new value of a known one, live; tiles sorted by channel.
+  await hub.push("/events", `id: 7\nevent: sensors/d01/state\ndata: ${state(42)}\n\n`);
+  await hub.push("/events", `id: 8\nevent: sensors/kitchen/temp\ndata: 22\n\n`);
+  await waitForText(page, tile("sensors/kitchen/temp"), "22");
+  assert.equal(await page.textContent(tile("sensors/d01/state")), "sensorB 42");
+  const order = await page.evaluate(() =>
+    [...document.querySelectorAll(".tile h3") as unknown as { textContent: string }[]]
+      .map((n) => n.textContent)
+  );
+  assert.deepEqual(order, ["sensors/d01/state", "sensors/d02/state", "sensors/kitchen/temp"]);
+  await page.click("#close");
+  await waitForText(page, "#state", "closed");
 });

@@ -1,14 +1,21 @@
-// Sluice dashboard: live demo sensors over Server-Sent Events.
+// Sluice dashboard: live demo sensors and bridged MQTT sensors over Server-Sent Events.
 // Plain browser script, no build step, no external resources.
-// Test hooks: element ids #state #sensorA #sensorB #eps #count #lastId #heartbeat #close #chart,
-// and window.sluiceDashboard.received (lastEventId of every sensor event, in arrival order).
+// Test hooks: element ids #state #sensorA #sensorB #eps #count #lastId #heartbeat #close #chart
+// #mqtt #mqttTiles #mqttEmpty, and window.sluiceDashboard.received (lastEventId of every sensor
+// event, in arrival order).
 "use strict";
 
 (() => {
-  const SENSORS_URL = "/events/sensors";
-  const HEARTBEAT_URL = "/events/heartbeat";
-  const SENSOR_NAMES = ["sensorA", "sensorB"];
   const MAX_POINTS = 60;
+  // The newest events first (?rewind=N, ignored when the browser resumes with Last-Event-ID):
+  // the cards show the current values at once and the chart starts with the recent past. Both
+  // sensors share the channel, so one event would show only one of them.
+  const SENSORS_URL = `/events/sensors?rewind=${2 * MAX_POINTS}`;
+  const HEARTBEAT_URL = "/events/heartbeat?rewind=1";
+  // Bridged MQTT topics below sensors/ (not the demo's own channel "sensors"), the latest of each.
+  const MQTT_URL = "/events?topic=sensors/%2B/%23&rewind=1";
+  const MAX_TILES = 48;
+  const SENSOR_NAMES = ["sensorA", "sensorB"];
   const EPS_WINDOW_MS = 5000;
   const EPS_REFRESH_MS = 500;
 
@@ -28,6 +35,9 @@
     lastId: el("lastId"),
     heartbeat: el("heartbeat"),
     chart: el("chart"),
+    mqtt: el("mqtt"),
+    mqttTiles: el("mqttTiles"),
+    mqttEmpty: el("mqttEmpty"),
   };
 
   /** Last MAX_POINTS numeric values per sensor, oldest first. */
@@ -131,10 +141,133 @@
 
   // --- close button --------------------------------------------------------
 
+  // --- bridged MQTT sensors ------------------------------------------------
+
+  /** One tile per channel, by channel name. */
+  const tiles = new Map();
+  let mqtt = null;
+
+  /** The latest value of a message as text: demo-shaped JSON, a number, or the text itself. */
+  function tileValue(data) {
+    const message = parse(data);
+    if (message !== null) {
+      const readings = SENSOR_NAMES.filter((n) => message[n] && "state" in message[n])
+        .map((n) => `${n} ${show(message[n].state)}`);
+      if (readings.length > 0) return readings.join(" · ");
+      const text = JSON.stringify(message);
+      return text.length > 80 ? text.slice(0, 79) + "…" : text;
+    }
+    // Anything else (numbers included) as the device sent it: "22.0" stays "22.0".
+    return data.length > 80 ? data.slice(0, 79) + "…" : data;
+  }
+
+  function onMqttEvent(event) {
+    const channel = event.type;
+    let tile = tiles.get(channel);
+    if (tile === undefined) {
+      if (tiles.size >= MAX_TILES) return;
+      const node = document.createElement("article");
+      node.className = "tile";
+      node.dataset.channel = channel;
+      const name = document.createElement("h3");
+      name.textContent = channel;
+      const value = document.createElement("p");
+      value.className = "tile-value";
+      const meta = document.createElement("p");
+      meta.className = "tile-meta";
+      node.append(name, value, meta);
+      // Tiles sorted by channel name, so devices keep their place.
+      const after = [...tiles.keys()].filter((c) => c > channel).sort()[0];
+      ui.mqttTiles.insertBefore(node, after === undefined ? null : tiles.get(after).node);
+      tile = { node, value, meta };
+      tiles.set(channel, tile);
+      ui.mqttEmpty.hidden = true;
+    }
+    tile.value.textContent = tileValue(event.data);
+    tile.meta.textContent = `id ${event.lastEventId || "–"} · ${
+      new Date().toLocaleTimeString([], { hour12: false })
+    }`;
+  }
+
+  /**
+   * Reads a filter stream with fetch: its events are typed by channel, which
+   * EventSource can only listen for by name, and these names are not known
+   * in advance. Reconnects as EventSource does, resuming with Last-Event-ID.
+   */
+  function readStream(url, onEvent) {
+    const abort = new AbortController();
+    let lastId = "";
+    let retryMs = 2000;
+    const run = async () => {
+      while (!abort.signal.aborted) {
+        try {
+          const headers = { Accept: "text/event-stream" };
+          if (lastId !== "") headers["Last-Event-ID"] = lastId;
+          const res = await fetch(url, { headers, signal: abort.signal, cache: "no-store" });
+          if (!res.ok || res.body === null) throw new Error(`status ${res.status}`);
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buf = "";
+          let type = "";
+          let data = null;
+          let id = lastId;
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buf += value;
+            // A CR at the end may be half of a CRLF: it waits for the next chunk.
+            const cut = buf.endsWith("\r") ? buf.length - 1 : buf.length;
+            const lines = buf.slice(0, cut).split(/\r\n|\r|\n/);
+            buf = lines.pop() + buf.slice(cut);
+            for (const line of lines) {
+              if (line === "") {
+                lastId = id;
+                if (data !== null) onEvent({ type: type || "message", data, lastEventId: id });
+                type = "";
+                data = null;
+                continue;
+              }
+              if (line.startsWith(":")) continue;
+              const colon = line.indexOf(":");
+              const field = colon < 0 ? line : line.slice(0, colon);
+              const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+              if (field === "event") type = val;
+              else if (field === "data") data = data === null ? val : data + "\n" + val;
+              else if (field === "id" && !val.includes("\0")) id = val;
+              else if (field === "retry" && /^\d+$/.test(val)) retryMs = Number(val);
+            }
+          }
+        } catch {
+          // Network error or refused: try again after the retry delay.
+        }
+        if (abort.signal.aborted) return;
+        await new Promise((r) => setTimeout(r, retryMs));
+      }
+    };
+    run();
+    return { close: () => abort.abort() };
+  }
+
+  function openMqtt() {
+    ui.mqtt.hidden = false;
+    mqtt = readStream(MQTT_URL, onMqttEvent);
+  }
+
+  // Shown only when the hub bridges MQTT (/status has "mqtt"); a /status
+  // behind auth leaves the section hidden.
+  fetch("/status", { headers: { Accept: "application/json" } })
+    .then((res) => (res.ok ? res.json() : null))
+    .then((status) => {
+      if (status !== null && typeof status === "object" && "mqtt" in status) openMqtt();
+    })
+    .catch(() => {});
+
+  // --- close button --------------------------------------------------------
+
   ui.close.addEventListener("click", () => {
     closedByUser = true;
     sensors.close();
     heartbeat.close();
+    mqtt?.close();
     setState("closed");
     ui.close.disabled = true;
   });
@@ -171,6 +304,47 @@
     return node;
   }
 
+  /** A round step (1, 2 or 5 times a power of ten) near `span / 4`. */
+  function niceStep(span) {
+    const raw = span / 4;
+    const power = 10 ** Math.floor(Math.log10(raw));
+    const m = raw / power;
+    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * power;
+  }
+
+  /**
+   * The value range of the y axis: the data widened to whole steps, so the
+   * labels are distinct round numbers. One value (or equal values) gets a
+   * range around it; no value gets none (the chart says so).
+   */
+  function axisRange(values) {
+    if (values.length === 0) return { lo: 0, hi: 1, step: 1 };
+    let lo = Math.min(...values);
+    let hi = Math.max(...values);
+    if (lo === hi) {
+      const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+      lo -= pad;
+      hi += pad;
+    }
+    const step = niceStep(hi - lo);
+    return { lo: Math.floor(lo / step) * step, hi: Math.ceil(hi / step) * step, step };
+  }
+
+  /** The labelled values from lo to hi, every step (at most 6, so labels never crowd). */
+  function axisTicks(lo, hi, step) {
+    let every = step;
+    while ((hi - lo) / every > 5) every *= 2;
+    const ticks = [];
+    for (let i = 0; lo + i * every <= hi + every / 1e6; i++) ticks.push(lo + i * every);
+    return ticks;
+  }
+
+  /** A tick's label with as many decimals as the step needs. */
+  function tickLabel(v, step) {
+    const decimals = Math.max(0, -Math.floor(Math.log10(step)));
+    return v.toFixed(Math.min(decimals, 6));
+  }
+
   /** Redraws the chart: each series right-aligned, newest value at the right edge. */
   function draw() {
     chartDirty = false;
@@ -178,14 +352,21 @@
     const nodes = [];
     const plotW = CHART.width - CHART.left - CHART.right;
     const plotH = CHART.height - CHART.top - CHART.bottom;
-    let lo = all.length === 0 ? 0 : Math.min(...all);
-    let hi = all.length === 0 ? 1 : Math.max(...all);
-    if (lo === hi) [lo, hi] = [lo - 1, hi + 1];
+    const { lo, hi, step } = axisRange(all);
     // Slot MAX_POINTS - 1 is the newest value; slot 0 the oldest kept.
     const x = (slot) => CHART.left + (slot / (MAX_POINTS - 1)) * plotW;
     const y = (v) => CHART.top + (1 - (v - lo) / (hi - lo)) * plotH;
 
-    for (const v of [lo, (lo + hi) / 2, hi]) {
+    const ticks = all.length === 0 ? [] : axisTicks(lo, hi, step);
+    if (all.length === 0) {
+      nodes.push(svg("text", {
+        class: "axis-label no-data",
+        x: CHART.left + plotW / 2,
+        y: CHART.top + plotH / 2,
+        "text-anchor": "middle",
+      }, "no values yet"));
+    }
+    for (const v of ticks) {
       nodes.push(svg("line", {
         class: "grid",
         x1: CHART.left,
@@ -198,7 +379,7 @@
         x: CHART.left - 6,
         y: y(v) + 4,
         "text-anchor": "end",
-      }, show(Math.round(v))));
+      }, tickLabel(v, step)));
     }
     nodes.push(svg("text", {
       class: "axis-label",
