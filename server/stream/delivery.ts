@@ -142,6 +142,7 @@ export class Delivery {
         onGap: options.onFeedGap ?? (() => {}),
       })
       : undefined;
+    this.#schedule.fromFeed = this.#intake !== undefined;
   }
 
   /** Whether events come from a shared feed (several instances). */

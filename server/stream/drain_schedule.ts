@@ -60,6 +60,13 @@ export class DrainSchedule {
     this.#drain = drain;
   }
 
+  /**
+   * Events come from a shared feed: publishers are answered by the engine,
+   * not by the drain, so a busy drain always waits for the ~1 ms timer,
+   * however many sockets the last pass reached (more events per write).
+   */
+  fromFeed = false;
+
   #drainNow = (): void => this.#drain();
 
   /** Asks for a drain (several asks before it runs make one). */
@@ -67,7 +74,7 @@ export class DrainSchedule {
     if (this.#timer !== undefined || this.#immediate !== undefined) return;
     if (
       immediates === undefined ||
-      (this.#lastPassTargets < BUSY_TIMER_MAX_TARGETS &&
+      ((this.fromFeed || this.#lastPassTargets < BUSY_TIMER_MAX_TARGETS) &&
         performance.now() - this.#lastDrainAt < BUSY_GAP_MS)
     ) {
       loadImmediates();
