@@ -36,6 +36,22 @@ import { DEFAULT_REDIS_ENGINE_OPTIONS } from "./queue/redis/options.ts";
  */
 const REDIS_MODULE = new URL("./queue/redis/mod.ts", import.meta.url).href;
 
+/**
+ * What the CLI uses of that module. Written here rather than taken with
+ * `typeof import(…)`: Deno loads a type-only import's module graph at start
+ * too (about 1 MB of an idle hub). `tests/e2e/cli_modules_test.ts` checks that
+ * the real module fits.
+ */
+export interface RedisEngineModule {
+  /** The engine's class. */
+  readonly RedisEngine: {
+    connect(
+      url: string,
+      options: { maxEvents: number; logMax: number; logger: Logger },
+    ): Promise<HistoryStore>;
+  };
+}
+
 /** A CLI flag: its type, environment variable, default and help text. */
 interface Flag {
   type: "string" | "boolean";
@@ -622,7 +638,7 @@ async function redisEngine(values: Record<string, unknown>, log: Logger): Promis
   if (values["history-file"] !== undefined) {
     throw new UsageError("--redis and --history-file cannot be combined: history lives in Redis");
   }
-  const { RedisEngine } = await import(REDIS_MODULE) as typeof import("./queue/redis/mod.ts");
+  const { RedisEngine } = await import(REDIS_MODULE) as RedisEngineModule;
   return await RedisEngine.connect(String(values.redis), {
     maxEvents: Math.max(1, intFlag(values, "history", 0)),
     logMax: intFlag(values, "redis-log-max", 1),

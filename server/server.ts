@@ -33,6 +33,12 @@ export class SluiceServer implements AsyncDisposable {
   readonly finished: Promise<void>;
   /** The session table of every event stream. */
   readonly sessions: SessionTable;
+  /**
+   * Resolves when the first connection is accepted: what watches the
+   * server's activity (e.g. `startMemoryReclaim`) can start then, so that an
+   * idle server keeps no timer.
+   */
+  readonly active: Promise<void>;
 
   readonly #opts: ResolvedServerOptions;
   readonly #routes: RouteTable;
@@ -65,6 +71,8 @@ export class SluiceServer implements AsyncDisposable {
       log,
     });
     this.sessions = this.#streams.sessions;
+    let markActive!: () => void;
+    this.active = new Promise((resolve) => markActive = resolve);
     const sourceOf = this.#streams.sourceOf;
     this.#http = new HttpServer({
       limits: opts,
@@ -72,6 +80,7 @@ export class SluiceServer implements AsyncDisposable {
       handler: this.#routes.handle,
       log,
       adoptedSockets: () => sourceOf.size,
+      onFirstConnection: () => markActive(),
     });
     this.addr = this.#http.addr;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);

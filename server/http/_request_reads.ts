@@ -42,6 +42,7 @@ export class RequestReads {
   readonly #abandoned = new WeakSet<Uint8Array>();
   readonly #sweepMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #enabled = false;
 
   /**
    * Creates the reads; the sweep starts with {@linkcode RequestReads.start}.
@@ -56,14 +57,19 @@ export class RequestReads {
     );
   }
 
-  /** Starts the deadline sweep. */
+  /**
+   * Enables the deadline sweep. It runs only while reads are pending: an idle
+   * server keeps no timer (no wake-ups, and Deno's first timer costs memory).
+   */
   start(): void {
-    this.#timer = setInterval(() => this.#sweep(), this.#sweepMs);
+    this.#enabled = true;
   }
 
   /** Stops the deadline sweep: pending reads then only end with their socket. */
   stop(): void {
+    this.#enabled = false;
     clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
   /**
@@ -108,6 +114,9 @@ export class RequestReads {
     // One promise settled by whichever comes first (no race of two promises).
     pending.deadline = deadline;
     this.#reading.add(pending);
+    if (this.#timer === undefined && this.#enabled) {
+      this.#timer = setInterval(() => this.#sweep(), this.#sweepMs);
+    }
     return new Promise<RequestRead>((resolve, reject) => {
       const done = (): boolean => {
         if (pending.wake !== wake) return false;
@@ -133,6 +142,11 @@ export class RequestReads {
 
   /** Wakes every request read whose deadline has passed (see {@linkcode RequestReads.read}). */
   #sweep(): void {
+    if (this.#reading.size === 0) {
+      clearInterval(this.#timer); // Idle: the next read starts it again.
+      this.#timer = undefined;
+      return;
+    }
     const now = Date.now();
     for (const p of this.#reading) {
       if (p.deadline <= now) p.wake?.("timeout");

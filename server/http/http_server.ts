@@ -68,6 +68,8 @@ export interface HttpServerOptions {
   readonly log: Logger;
   /** Sockets adopted by handlers and still open: they count against `maxConnections`. */
   readonly adoptedSockets: () => number;
+  /** Called once, when the first connection is accepted. */
+  readonly onFirstConnection?: () => void;
 }
 
 /**
@@ -110,6 +112,7 @@ export class HttpServer {
   readonly #handler: RequestHandler;
   readonly #log: Logger;
   readonly #adopted: () => number;
+  readonly #onFirst: (() => void) | undefined;
   readonly #listener: Deno.Listener;
   readonly #reads: RequestReads;
   /** The slowloris cap: sockets still receiving a request. */
@@ -136,6 +139,7 @@ export class HttpServer {
     this.#handler = options.handler;
     this.#log = options.log;
     this.#adopted = options.adoptedSockets;
+    this.#onFirst = options.onFirstConnection;
     this.#counters = new ConnectionCounters(options.log, () => this.#running);
     this.#answers = new Answers(this.#limits, this.#log, this.#counters);
     this.#pending = new PendingHeads(
@@ -229,7 +233,7 @@ export class HttpServer {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      this.#counters.accepted++;
+      if (this.#counters.accepted++ === 0) this.#onFirst?.();
       if (this.#conns.size - this.#leaving.size + this.#adopted() >= this.#limits.maxConnections) {
         // Full: a socket still receiving its request (of the peer holding the
         // most) makes room, so that one host's silent sockets cannot lock

@@ -71,7 +71,7 @@ export interface MemoryReclaim extends Disposable {
  * ```
  */
 export function startMemoryReclaim(
-  server: { readonly stats: ServerStats },
+  server: { readonly stats: ServerStats; readonly active?: Promise<void> },
   options: MemoryReclaimOptions = {},
 ): MemoryReclaim | undefined {
   const d = DEFAULT_MEMORY_RECLAIM_OPTIONS;
@@ -88,12 +88,12 @@ export function startMemoryReclaim(
     return s.accepted + closed;
   };
   let collections = 0;
-  let v8: typeof import("node:v8") | undefined;
+  let v8: V8Heap | undefined;
   let loading: Promise<void> | undefined;
   let seen = churnOf(server.stats);
   let changedAt = Date.now();
   let atLastCollection = seen;
-  const timer = setInterval(() => {
+  const check = (): void => {
     const churn = churnOf(server.stats);
     const now = Date.now();
     if (churn !== seen) {
@@ -125,9 +125,17 @@ export function startMemoryReclaim(
       pauseMs: Math.round(performance.now() - t0),
       streams: server.stats.sessions.open,
     });
-  }, checkMs);
-  Deno.unrefTimer(timer);
+  };
+  let timer: ReturnType<typeof setInterval> | undefined;
   let stopped = false;
+  const arm = (): void => {
+    if (stopped || timer !== undefined) return;
+    timer = setInterval(check, checkMs);
+    Deno.unrefTimer(timer);
+  };
+  // An idle server keeps no timer: the checks start with its first connection.
+  if (server.active === undefined) arm();
+  else server.active.then(arm);
   const stop = (): void => {
     if (stopped) return;
     stopped = true;
@@ -142,7 +150,12 @@ export function startMemoryReclaim(
   };
 }
 
-function youngCommitted(v8: typeof import("node:v8")): number {
+/** What memory reclaim uses of `node:v8` (a type-only import would load it at start). */
+interface V8Heap {
+  getHeapSpaceStatistics(): { space_name: string; space_size: number }[];
+}
+
+function youngCommitted(v8: V8Heap): number {
   let bytes = 0;
   for (const s of v8.getHeapSpaceStatistics()) {
     if (s.space_name === "new_space") bytes += s.space_size;

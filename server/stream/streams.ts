@@ -158,6 +158,7 @@ export class Streams {
       busyResponse: (extra) => this.#http.busyResponse(extra),
       retry: options.retry,
       opened: (session, conn, leftover) => {
+        this.#ensureTicks();
         if (this.#watcher.pending < this.#opts.watchStreams) {
           this.#watcher.watch(conn, session, leftover);
         }
@@ -173,13 +174,27 @@ export class Streams {
   start(http: StreamsHttp): void {
     this.#http = http;
     this.delivery.startFeed();
-    if (this.#opts.keepAlive > 0) {
+  }
+
+  /**
+   * Starts the keep-alive and write-deadline ticks when a stream opens; they
+   * stop by themselves once no stream is left (an idle server keeps no timer).
+   */
+  #ensureTicks(): void {
+    if (!this.#running) return;
+    if (this.#opts.keepAlive > 0 && this.#keepAliveTimer === undefined) {
       this.#keepAliveTimer = setInterval(() => this.#keepAliveTick(), this.#opts.keepAlive * 1000);
     }
-    if (this.#opts.writeTimeout > 0) {
+    if (this.#opts.writeTimeout > 0 && this.#writeTimer === undefined) {
       const every = Math.min(1000, Math.max(10, Math.floor(this.#opts.writeTimeout / 2)));
       this.#writeTimer = setInterval(() => this.#writeDeadlineTick(), every);
     }
+  }
+
+  #stopTicks(): void {
+    clearInterval(this.#keepAliveTimer);
+    clearInterval(this.#writeTimer);
+    this.#keepAliveTimer = this.#writeTimer = undefined;
   }
 
   /** Stream reads pending (see `watchStreams`). */
@@ -254,8 +269,7 @@ export class Streams {
   /** Stops the ticks and refuses new events and streams. */
   stop(): void {
     this.#running = false;
-    clearInterval(this.#keepAliveTimer);
-    clearInterval(this.#writeTimer);
+    this.#stopTicks();
     this.delivery.stop();
   }
 
@@ -293,6 +307,7 @@ export class Streams {
   }
 
   #keepAliveTick(): void {
+    if (this.sessions.size === 0) return this.#stopTicks();
     const replaying = this.delivery.replaying;
     for (const s of this.sessions) {
       if (s.pendingBytes === 0 && !replaying.has(s.id)) s.write(KEEP_ALIVE);
@@ -301,6 +316,7 @@ export class Streams {
 
   /** Closes sessions whose socket write has been in flight longer than `writeTimeout`. */
   #writeDeadlineTick(): void {
+    if (this.sessions.size === 0) return this.#stopTicks();
     const limit = Date.now() - this.#opts.writeTimeout;
     for (const s of this.sessions) {
       const since = s.writeStartedAt;
