@@ -33,6 +33,14 @@ function loadImmediates(): void {
 }
 
 /**
+ * With a shared feed, a drain right after another waits this long: events
+ * from the engine come in small batches, and each pass costs one socket
+ * write per stream, so under load the wait is what keeps writes per event
+ * down (figures: bench/README.md). After a quiet spell a drain still goes at once.
+ */
+const FEED_BUSY_DELAY_MS = 10;
+
+/**
  * Schedules the drains of one delivery path (at most one pending).
  *
  * @example
@@ -62,8 +70,8 @@ export class DrainSchedule {
 
   /**
    * Events come from a shared feed: publishers are answered by the engine,
-   * not by the drain, so a busy drain always waits for the ~1 ms timer,
-   * however many sockets the last pass reached (more events per write).
+   * not by the drain, so a busy drain always waits (see
+   * {@linkcode FEED_BUSY_DELAY_MS}), however many sockets the last pass reached.
    */
   fromFeed = false;
 
@@ -78,7 +86,7 @@ export class DrainSchedule {
         performance.now() - this.#lastDrainAt < BUSY_GAP_MS)
     ) {
       loadImmediates();
-      this.#timer = setTimeout(this.#drainNow, 0);
+      this.#timer = setTimeout(this.#drainNow, this.fromFeed ? FEED_BUSY_DELAY_MS : 0);
     } else {
       this.#immediate = immediates.setImmediate(this.#drainNow);
     }
