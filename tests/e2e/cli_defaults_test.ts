@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { mainHelp } from "../_util/main_help.ts";
 import { DEFAULT_SERVER_OPTIONS } from "../../server/server_options.ts";
 import { DEFAULT_HUB_OPTIONS } from "../../server/hub/hub.ts";
 import { DEFAULT_SQLITE_HISTORY_OPTIONS } from "../../queue/sqlite_history.ts";
@@ -39,13 +40,7 @@ const EXPECTED: Record<string, string> = {
 };
 
 async function helpDefaults(): Promise<Map<string, string>> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("main.ts", ROOT).pathname, "--help"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0);
-  const help = new TextDecoder().decode(out.stdout);
+  const help = await mainHelp();
   const found = new Map<string, string>();
   for (const m of help.matchAll(/^\s+(?:-\w, )?--([a-z-]+).*, default ([^)]+)\)$/gm)) {
     found.set(m[1], m[2]);

@@ -119,27 +119,11 @@ function startFakeHub(assets: Map<string, StaticAsset>) {
       heartbeatClosedByPeer.resolve();
     } else {
       const asset = assets.get(request.path);
-      const body = asset?.body ?? encoder.encode("not found");
-      const head = `HTTP/1.1 ${asset ? "200 OK" : "404 Not Found"}\r\n` +
-        `Content-Type: ${asset?.contentType ?? "text/plain"}\r\n` +
-        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
-      await writeAll(conn, encoder.encode(head));
-      await writeAll(conn, body);
+      await answerAsset(conn, asset);
     }
   }
 
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      const done: Promise<void> = handle(conn)
-        .catch(() => {/* peer went away */})
-        .finally(() => {
-          if (conns.delete(conn)) conn.close();
-          handlers.delete(done);
-        });
-      handlers.add(done);
-    }
-  })().catch(() => {});
+  const accepting = acceptAll(listener, conns, handlers, handle);
 
   return {
     url: `http://127.0.0.1:${listener.addr.port}/`,
@@ -179,6 +163,40 @@ async function waitForText(page: Page, selector: string, text: string): Promise<
       cause: error,
     });
   }
+}
+
+/** Answers a request for a dashboard file (404 when there is none), then the socket closes. */
+async function answerAsset(
+  conn: Deno.Conn,
+  asset: { contentType: string; body: Uint8Array } | undefined,
+): Promise<void> {
+  const body = asset?.body ?? encoder.encode("not found");
+  const head = `HTTP/1.1 ${asset ? "200 OK" : "404 Not Found"}\r\n` +
+    `Content-Type: ${asset?.contentType ?? "text/plain"}\r\n` +
+    `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  await writeAll(conn, encoder.encode(head));
+  await writeAll(conn, body);
+}
+
+/** Accepts every connection of a fake hub and runs `handle` on it, tracking what is open. */
+function acceptAll(
+  listener: Deno.Listener,
+  conns: Set<Deno.Conn>,
+  handlers: Set<Promise<void>>,
+  handle: (conn: Deno.Conn) => Promise<void>,
+): Promise<void> {
+  return (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      const done: Promise<void> = handle(conn)
+        .catch(() => {/* peer went away */})
+        .finally(() => {
+          if (conns.delete(conn)) conn.close();
+          handlers.delete(done);
+        });
+      handlers.add(done);
+    }
+  })().catch(() => {});
 }
 
 Deno.test({
@@ -254,26 +272,10 @@ function startScriptedHub(
     const asset = request.path === "/status"
       ? status && { contentType: "application/json", body: encoder.encode(JSON.stringify(status)) }
       : assets.get(request.path);
-    const body = asset?.body ?? encoder.encode("not found");
-    const head = `HTTP/1.1 ${asset ? "200 OK" : "404 Not Found"}\r\n` +
-      `Content-Type: ${asset?.contentType ?? "text/plain"}\r\n` +
-      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
-    await writeAll(conn, encoder.encode(head));
-    await writeAll(conn, body);
+    await answerAsset(conn, asset);
   }
 
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      const done: Promise<void> = handle(conn)
-        .catch(() => {/* peer went away */})
-        .finally(() => {
-          if (conns.delete(conn)) conn.close();
-          handlers.delete(done);
-        });
-      handlers.add(done);
-    }
-  })().catch(() => {});
+  const accepting = acceptAll(listener, conns, handlers, handle);
 
   return {
     url: `http://127.0.0.1:${listener.addr.port}/`,
