@@ -8,7 +8,7 @@
  */
 
 import { HttpError } from "./http_error.ts";
-import { isToken } from "./header_rules.ts";
+import { isToken, isTokenCode } from "./header_rules.ts";
 
 /** Limits applied while parsing a request head. */
 export interface RequestLimits {
@@ -89,6 +89,12 @@ function latin1(bytes: Uint8Array, start: number, end: number): string {
   return LATIN1.decode(bytes.subarray(start, end));
 }
 
+/** The string of ASCII bytes: a short run without a call to the decoder. */
+function asciiText(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start > 1024) return latin1(bytes, start, end);
+  return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+}
+
 /** Finds the end of the head: index just past the blank line, or -1. */
 function findHeadEnd(buf: Uint8Array, from: number): number {
   for (let i = Math.max(0, from); i < buf.length; i++) {
@@ -150,12 +156,60 @@ export function parseRequestHead(
   if (end - start > limits.maxHeadBytes) {
     throw new HttpError(431, "Request Header Fields Too Large");
   }
-  const text = latin1(buf, start, end);
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  // One pass over the bytes: NUL and bare CR are refused before anything
+  // else, and a head of ASCII bytes only (every browser's) is parsed on its
+  // bytes, building only the strings it keeps.
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
     if (c === 0) throw new HttpError(400, "Bad Request: NUL in head");
-    if (c === CR && text.charCodeAt(i + 1) !== LF) throw new HttpError(400, "Bad Request: bare CR");
+    if (c === CR && (i + 1 === end || buf[i + 1] !== LF)) {
+      throw new HttpError(400, "Bad Request: bare CR");
+    }
+    if (c >= 128) ascii = false;
   }
+  const text = ascii ? asciiText(buf, start, end) : latin1(buf, start, end);
+  const fields = ascii
+    ? headerFieldsAscii(buf, text, start, firstLf, limits)
+    : headerFieldsText(text, limits);
+  const { head, headers, contentLength } = fields;
+  if (head.version === "1.1" && !headers.has("host")) {
+    throw new HttpError(400, "Bad Request: missing Host header");
+  }
+  const te = headers.get("transfer-encoding");
+  if (te !== undefined) {
+    if (contentLength !== undefined) {
+      throw new HttpError(400, "Bad Request: both Transfer-Encoding and Content-Length");
+    }
+    throw new HttpError(411, "Length Required: chunked request bodies are not accepted");
+  }
+  let length = 0;
+  if (contentLength !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(contentLength)) {
+      throw new HttpError(400, "Bad Request: invalid Content-Length");
+    }
+    length = Number(contentLength);
+    if (length > limits.maxBodyBytes) throw new HttpError(413, "Content Too Large");
+  }
+  const connection = headers.get("connection")?.toLowerCase() ?? "";
+  const keepAlive = head.version === "1.1"
+    ? !/(^|,)\s*close\s*(,|$)/.test(connection)
+    : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
+  return { ...head, headers, contentLength: length, keepAlive, headBytes: end };
+}
+
+/** The request line and header fields of a validated head. */
+interface HeadFields {
+  head: Pick<RequestHead, "method" | "target" | "path" | "query" | "version">;
+  headers: Map<string, string>;
+  contentLength: string | undefined;
+}
+
+/**
+ * Header fields from the head's text (any bytes; NUL and bare CR already
+ * refused): the general path, for heads with non-ASCII bytes.
+ */
+function headerFieldsText(text: string, limits: RequestLimits): HeadFields {
   // Lines end with LF, CR LF accepted (a bare CR was refused above); the
   // blank line that ends the head is not visited.
   let at = text.indexOf("\n");
@@ -187,41 +241,119 @@ export function parseRequestHead(
         throw new HttpError(400, "Bad Request: control character in header value");
       }
     }
-    const key = name.toLowerCase();
-    if (key === "content-length") {
-      if (contentLength !== undefined && contentLength !== value) {
-        throw new HttpError(400, "Bad Request: conflicting Content-Length");
+    contentLength = addField(headers, name.toLowerCase(), value, contentLength);
+  }
+  return { head, headers, contentLength };
+}
+
+/**
+ * Header fields of an ASCII head (NUL and bare CR already refused), found
+ * in its bytes: the same checks, in the same order, as
+ * {@linkcode headerFieldsText}, with no string per line (the head's text is
+ * sliced only for what is kept, byte offsets being char offsets), and common
+ * field names as shared strings.
+ */
+function headerFieldsAscii(
+  buf: Uint8Array,
+  text: string,
+  start: number,
+  firstLf: number,
+  limits: RequestLimits,
+): HeadFields {
+  let at = firstLf;
+  const head = parseRequestLine(
+    text.slice(0, (at > start && buf[at - 1] === CR ? at - 1 : at) - start),
+  );
+  const headers = new Map<string, string>();
+  let count = 0;
+  let contentLength: string | undefined;
+  for (;;) {
+    const from = at + 1;
+    at = buf.indexOf(LF, from);
+    const to = buf[at - 1] === CR ? at - 1 : at;
+    if (to === from) break; // The blank line.
+    if (++count > limits.maxHeaders) {
+      throw new HttpError(431, "Request Header Fields Too Large: too many headers");
+    }
+    const c0 = buf[from];
+    if (c0 === 32 || c0 === 9) throw new HttpError(400, "Bad Request: folded header");
+    let colon = from;
+    while (colon < to && buf[colon] !== 58 /* : */) colon++;
+    if (colon === to || colon === from) throw new HttpError(400, "Bad Request: malformed header");
+    for (let j = from; j < colon; j++) {
+      if (!isTokenCode(buf[j])) throw new HttpError(400, "Bad Request: invalid header name");
+    }
+    let a = colon + 1;
+    let b = to;
+    while (a < b && (buf[a] === 32 || buf[a] === 9)) a++;
+    while (b > a && (buf[b - 1] === 32 || buf[b - 1] === 9)) b--;
+    for (let j = a; j < b; j++) {
+      const c = buf[j];
+      if ((c < 32 && c !== 9) || c === 127) {
+        throw new HttpError(400, "Bad Request: control character in header value");
       }
-      contentLength = value;
-    } else if (key === "host" && headers.has("host")) {
-      throw new HttpError(400, "Bad Request: more than one Host header");
     }
-    const prev = headers.get(key);
-    headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+    const key = knownName(buf, from, colon) ??
+      text.slice(from - start, colon - start).toLowerCase();
+    contentLength = addField(headers, key, text.slice(a - start, b - start), contentLength);
   }
-  if (head.version === "1.1" && !headers.has("host")) {
-    throw new HttpError(400, "Bad Request: missing Host header");
-  }
-  const te = headers.get("transfer-encoding");
-  if (te !== undefined) {
-    if (contentLength !== undefined) {
-      throw new HttpError(400, "Bad Request: both Transfer-Encoding and Content-Length");
+  return { head, headers, contentLength };
+}
+
+/** Adds a field (repeats joined with `, `); returns the `Content-Length` seen so far. */
+function addField(
+  headers: Map<string, string>,
+  key: string,
+  value: string,
+  contentLength: string | undefined,
+): string | undefined {
+  if (key === "content-length") {
+    if (contentLength !== undefined && contentLength !== value) {
+      throw new HttpError(400, "Bad Request: conflicting Content-Length");
     }
-    throw new HttpError(411, "Length Required: chunked request bodies are not accepted");
+    contentLength = value;
+  } else if (key === "host" && headers.has("host")) {
+    throw new HttpError(400, "Bad Request: more than one Host header");
   }
-  let length = 0;
-  if (contentLength !== undefined) {
-    if (!/^[0-9]{1,15}$/.test(contentLength)) {
-      throw new HttpError(400, "Bad Request: invalid Content-Length");
+  const prev = headers.get(key);
+  headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+  return contentLength;
+}
+
+/** Field names most requests carry, lower-case: shared instead of built per request. */
+const KNOWN_NAMES: string[][] = [];
+for (
+  const name of [
+    "host",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "last-event-id",
+    "origin",
+    "pragma",
+    "referer",
+    "user-agent",
+  ]
+) (KNOWN_NAMES[name.length] ??= []).push(name);
+
+/** The shared lower-case string of a common field name (a token), or `undefined`. */
+function knownName(buf: Uint8Array, from: number, to: number): string | undefined {
+  const names = KNOWN_NAMES[to - from];
+  if (names === undefined) return undefined;
+  next: for (const name of names) {
+    // Token bytes: `| 0x20` lower-cases a letter and maps no other token byte onto one.
+    for (let i = 0; i < name.length; i++) {
+      if ((buf[from + i] | 0x20) !== name.charCodeAt(i)) continue next;
     }
-    length = Number(contentLength);
-    if (length > limits.maxBodyBytes) throw new HttpError(413, "Content Too Large");
+    return name;
   }
-  const connection = headers.get("connection")?.toLowerCase() ?? "";
-  const keepAlive = head.version === "1.1"
-    ? !/(^|,)\s*close\s*(,|$)/.test(connection)
-    : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
-  return { ...head, headers, contentLength: length, keepAlive, headBytes: end };
+  return undefined;
 }
 
 function parseRequestLine(
