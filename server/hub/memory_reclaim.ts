@@ -99,15 +99,18 @@ export function startMemoryReclaim(
     if (churn !== seen) {
       seen = churn;
       changedAt = now;
-      // node:v8 is loaded once connections come, not at start: an idle hub stays small.
+      return;
+    }
+    if (churn - atLastCollection < after || now - changedAt < quietMs) return;
+    if (v8 === undefined) {
+      // node:v8 is loaded once a burst has passed: not at start (an idle hub
+      // stays small) nor during the burst. The decision waits for the next check.
       loading ??= import("node:v8").then((m) => {
         v8 = m;
       }, (err) => log("error", "memory reclaim cannot load node:v8", { error: String(err) }));
       return;
     }
-    if (churn - atLastCollection < after || now - changedAt < quietMs) return;
     atLastCollection = churn;
-    if (v8 === undefined) return; // Still loading (see below).
     if (youngCommitted(v8) < minYoung) return; // V8 gave it back by itself.
     const before = Deno.memoryUsage().rss;
     const t0 = performance.now();
