@@ -84,6 +84,14 @@ export {
   type SessionTableStats,
 } from "./sessions/session_table.ts";
 export { MessageQueue, type MessageQueueStats } from "./queue/message_queue.ts";
+export type {
+  EventFeed,
+  FeedEvent,
+  FeedGap,
+  FeedGapReason,
+  FeedSink,
+  FeedStats,
+} from "./queue/event_feed.ts";
 export {
   DEFAULT_HISTORY_OPTIONS,
   DuplicateEventIdError,

@@ -12,76 +12,24 @@ import type { CloseReason, Session } from "../../sessions/session.ts";
 import { composeMiddleware } from "../http/compose_middleware.ts";
 import { checkChannelName } from "./channel_name.ts";
 import type { TopicFilter } from "./topic_filter.ts";
+import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
+import {
+  type PublishOptions,
+  PublishRejectedError,
+  type SendAsyncOptions,
+  type SendOptions,
+} from "./publish_options.ts";
+
+export { Client };
+export {
+  type PublishOptions,
+  PublishRejectedError,
+  type SendAsyncOptions,
+  type SendOptions,
+} from "./publish_options.ts";
 
 /** Most channel names whose matching filter streams are remembered at once. */
 const FILTER_MATCH_CACHE = 4096;
-import type { HttpRequest, HttpResponse, Middleware } from "../http/types.ts";
-
-export { Client };
-
-/** Options of {@linkcode EventSource.send}. */
-export interface SendOptions extends EventFields {
-  /**
-   * Channel to broadcast to. Sources whose path has a `:channel` segment (or
-   * that pick channels with `channels`) have one channel per name; plain sources
-   * have the single channel {@linkcode DEFAULT_CHANNEL}.
-   * @default {"default"}
-   */
-  channel?: string;
-}
-
-/** Options of {@linkcode EventSource.sendAsync}. */
-export interface SendAsyncOptions extends SendOptions {
-  /**
-   * How long to wait for room in the queue, in milliseconds.
-   * @default {1000}
-   */
-  timeoutMs?: number;
-}
-
-/** Options of {@linkcode EventSource.publish}. */
-export interface PublishOptions extends SendOptions {
-  /**
-   * How long to wait for room in the queue, in milliseconds; `0` refuses at
-   * once (the hub's `POST` does, and answers 503). The queue is drained once
-   * per turn of the event loop, so a loop that awaits each publish waits here
-   * for that drain instead of being refused.
-   * @default {1000}
-   */
-  timeoutMs?: number;
-}
-
-/**
- * Thrown by {@linkcode EventSource.publish} when the event was not accepted:
- * `"queue-full"` (back-pressure; try again later) or `"closed"` (the source or
- * the server is stopping).
- *
- * @example
- * ```ts
- * import { PublishRejectedError, serve } from "../../mod.ts";
- * await using server = serve({ port: 0, queueSize: 1 });
- * const events = server.eventSource("/events");
- * try {
- *   await events.publish("x");
- * } catch (err) {
- *   if (err instanceof PublishRejectedError) console.log(err.reason); // "queue-full"
- * }
- * ```
- */
-export class PublishRejectedError extends Error {
-  /** Why the event was refused. */
-  readonly reason: "queue-full" | "closed";
-  /**
-   * Creates the error.
-   *
-   * @param reason Why the event was refused.
-   */
-  constructor(reason: "queue-full" | "closed") {
-    super(reason === "queue-full" ? "event queue is full" : "event source is closed");
-    this.name = "PublishRejectedError";
-    this.reason = reason;
-  }
-}
 
 /** The channel of a source that has no channel parameter. */
 export const DEFAULT_CHANNEL = "default";
