@@ -26,7 +26,7 @@
  */
 
 export { MQTT_CLIENT_SPECIFIER, MqttBridge } from "./mqtt_bridge.ts";
-export type { MqttBridgeStats } from "./mqtt_bridge.ts";
+export type { MqttBridgeStats } from "./_stats.ts";
 export { DEFAULT_MQTT_BRIDGE_OPTIONS, parseBrokerUrl } from "./_options.ts";
 export type {
   MqttBridgeOptions,

@@ -18,6 +18,10 @@ import {
   resolveMqttBridgeOptions,
 } from "./_options.ts";
 
+import type { Counters, MqttBridgeStats } from "./_stats.ts";
+
+export type { MqttBridgeStats } from "./_stats.ts";
+
 /** The exact MQTT.js release the bridge loads. */
 export const MQTT_CLIENT_SPECIFIER = "npm:mqtt@5.16.0";
 
@@ -35,44 +39,6 @@ const AUTH_CODES = new Set([4, 5, 134, 135]);
 
 // Bad topics are logged once each, up to this many distinct topics.
 const MAX_LOGGED_TOPICS = 256;
-
-/** Counters and state of a bridge, for `/status` and `/metrics`. */
-export interface MqttBridgeStats {
-  /** Connected to the broker (CONNACK received, connection open). */
-  readonly connected: boolean;
-  /** Subscribed on the current connection (or the session already held the subscriptions). */
-  readonly subscribed: boolean;
-  /** Messages received (redeliveries included). */
-  readonly messagesIn: number;
-  /** Messages the hub recorded. */
-  readonly published: number;
-  /** Messages acknowledged without publishing, by reason. */
-  readonly refused: Readonly<Record<MqttRefusal, number>>;
-  /** Messages whose acknowledgement is withheld now because `publish` rejected them (0 or 1). */
-  readonly acksWithheld: number;
-  /** Rejections of `publish` (each retry counts). */
-  readonly publishFailures: number;
-  /** Messages the broker marked as redelivered (`dup`). */
-  readonly redelivered: number;
-  /** Connection attempts after the first. */
-  readonly reconnects: number;
-  /** Connections the broker refused for bad credentials or authorization. */
-  readonly authFailures: number;
-  /** The last error, or `null`. */
-  readonly lastError: string | null;
-}
-
-interface Counters {
-  messagesIn: number;
-  published: number;
-  refused: Record<MqttRefusal, number>;
-  acksWithheld: number;
-  publishFailures: number;
-  redelivered: number;
-  reconnects: number;
-  authFailures: number;
-  lastError: string | null;
-}
 
 /**
  * A running bridge from an MQTT broker to the hub.
