@@ -20,7 +20,7 @@ import {
   type SubscriberAuthScheme,
 } from "./server/hub/hub_auth.ts";
 import type { Middleware } from "./server/http/types.ts";
-import { createLineLogger } from "./server/hub/line_logger.ts";
+import { createLineLogger, type LineLogger } from "./server/hub/line_logger.ts";
 import { DEFAULT_MEMORY_RECLAIM_OPTIONS, startMemoryReclaim } from "./server/hub/memory_reclaim.ts";
 import { FlagError, scanArgs } from "./server/hub/scan_args.ts";
 import { startMqttBridge } from "./server/hub/mqtt_wiring.ts";
@@ -284,6 +284,12 @@ const FLAGS: Record<string, Flag> = {
     help: "several instances share one port (Linux SO_REUSEPORT; needs --redis, and " +
       "deno run --unstable-net)",
   },
+  workers: {
+    type: "string",
+    env: "SLUICE_WORKERS",
+    help: "run N copies of the hub on one port (--reuse-port) and restart one that dies; needs " +
+      "--redis, and --allow-run for this process",
+  },
   mqtt: {
     type: "string",
     env: "SLUICE_MQTT",
@@ -495,6 +501,14 @@ function implyFlags(values: Record<string, unknown>, given: ReadonlySet<string>)
         "compile --unstable-net)",
     );
   }
+  if (given.has("workers") && values.redis === undefined) {
+    throw new UsageError("--workers needs --redis: the copies must share their events");
+  }
+  if (given.has("workers") && given.has("mqtt")) {
+    throw new UsageError(
+      "--workers conflicts with --mqtt: exactly one instance may run the bridge (run it apart)",
+    );
+  }
   if (given.has("redis-log-max") && values.redis === undefined) {
     throw new UsageError("--redis-log-max needs --redis (the log is in Redis)");
   }
@@ -646,6 +660,29 @@ async function redisEngine(values: Record<string, unknown>, log: Logger): Promis
   });
 }
 
+/** `--workers N`: this process only supervises the copies (see `server/hub/workers.ts`). */
+async function runWorkers(count: number, args: string[], log: LineLogger): Promise<number> {
+  const { superviseWorkers, workerCommand } = await import("./server/hub/workers.ts");
+  let workers;
+  try {
+    workers = superviseWorkers({ count, command: workerCommand(args), log });
+  } catch (err) {
+    console.error(`sluice: --workers: ${err instanceof Error ? err.message : String(err)}`);
+    return err instanceof Deno.errors.NotCapable ? 2 : 1;
+  }
+  const stopped = Promise.withResolvers<void>();
+  const stop = (signal: string) => {
+    log("info", "stopping workers", { signal });
+    workers.stop().then(() => stopped.resolve());
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  await stopped.promise;
+  log("info", "stopped");
+  log.flush();
+  return 0;
+}
+
 /**
  * Runs the CLI.
  *
@@ -677,6 +714,16 @@ export async function main(args: string[]): Promise<number> {
   // Batched lines go out before the process ends, however it ends.
   globalThis.addEventListener("unload", () => log.flush());
   for (const line of implied) log("info", line);
+  if (values.workers !== undefined) {
+    let count: number;
+    try {
+      count = intFlag(values, "workers", 1);
+    } catch (err) {
+      console.error(`sluice: ${(err as Error).message}. Try --help.`);
+      return 2;
+    }
+    return await runWorkers(count, args, log);
+  }
   let hub;
   let delivery: HubOptions | undefined;
   let reclaimAfter = 0;
