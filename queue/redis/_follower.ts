@@ -181,6 +181,8 @@ export class Follower {
       this.#cursor = counter === null ? 0 : Number(counter);
       this.#expect = counter === null || born === null ? null : this.#cursor + 1;
       this.#head = this.#cursor;
+      // What was appended before we follow is not ours to deliver: we start "at" it.
+      if (counter !== null) this.#position = counter;
       return;
     }
     if (born === this.#born) return;

@@ -77,7 +77,13 @@ export class FeedIntake {
   start(): void {
     if (this.#stop !== undefined) return;
     this.#stop = this.feed.follow(this.#sink);
-    this.ready = (this.feed.whenFollowing?.() ?? Promise.resolve()).catch(() => {});
+    this.ready = (this.feed.whenFollowing?.() ?? Promise.resolve()).then(() => {
+      // Events up to the feed's start were appended before this instance
+      // followed: it will never fan them out, so it is "at" them already.
+      const start = Number(this.feed.feedStats.position ?? 0);
+      if (start > this.#position) this.#position = start;
+      this.wake();
+    }).catch(() => {});
   }
 
   /** Stops following. */
