@@ -36,15 +36,7 @@ export const DEFAULT_MAX_CHANNELS = 32;
  * ```
  */
 export function selectionFromQuery(query: URLSearchParams, maxChannels: number): ChannelSelection {
-  const names = new Set<string>();
-  const tooMany = () =>
-    new HttpError(400, `Bad Request: at most ${maxChannels} channels per stream`, { close: false });
-  for (const value of query.getAll("channel")) {
-    for (const name of value.split(",")) {
-      names.add(checkChannelName(name));
-      if (names.size > maxChannels) throw tooMany();
-    }
-  }
+  const names = channelNames(query, maxChannels);
   const filters: TopicFilter[] = [];
   for (const text of new Set(query.getAll("topic"))) {
     try {
@@ -53,16 +45,16 @@ export function selectionFromQuery(query: URLSearchParams, maxChannels: number):
       if (!(err instanceof TopicFilterError)) throw err;
       throw new HttpError(400, `Bad Request: topic filter ${err.reason}`, { close: false });
     }
-    if (names.size + filters.length > maxChannels) throw tooMany();
+    if (names.length + filters.length > maxChannels) throw tooMany(maxChannels);
   }
-  if (names.size === 0 && filters.length === 0) {
+  if (names.length === 0 && filters.length === 0) {
     throw new HttpError(
       400,
       "Bad Request: give channels as ?channel=a&channel=b or filters as ?topic=a/+/b",
       { close: false },
     );
   }
-  return { channels: [...names], filters, tagged: true };
+  return { channels: names, filters, tagged: true };
 }
 
 /**
@@ -80,21 +72,29 @@ export function selectionFromQuery(query: URLSearchParams, maxChannels: number):
  * ```
  */
 export function channelsFromQuery(query: URLSearchParams, maxChannels: number): string[] {
-  const names = new Set<string>();
-  for (const value of query.getAll("channel")) {
-    for (const name of value.split(",")) {
-      names.add(checkChannelName(name));
-      if (names.size > maxChannels) {
-        throw new HttpError(400, `Bad Request: at most ${maxChannels} channels per stream`, {
-          close: false,
-        });
-      }
-    }
-  }
-  if (names.size === 0) {
+  const names = channelNames(query, maxChannels);
+  if (names.length === 0) {
     throw new HttpError(400, "Bad Request: give channels as ?channel=a&channel=b", {
       close: false,
     });
   }
+  return names;
+}
+
+/** The `?channel=` names, checked, without duplicates, in the order given (none: `[]`). */
+function channelNames(query: URLSearchParams, maxChannels: number): string[] {
+  const names = new Set<string>();
+  for (const value of query.getAll("channel")) {
+    for (const name of value.split(",")) {
+      names.add(checkChannelName(name));
+      if (names.size > maxChannels) throw tooMany(maxChannels);
+    }
+  }
   return [...names];
+}
+
+function tooMany(maxChannels: number): HttpError {
+  return new HttpError(400, `Bad Request: at most ${maxChannels} channels per stream`, {
+    close: false,
+  });
 }

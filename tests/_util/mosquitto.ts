@@ -11,6 +11,8 @@
  * @module
  */
 
+import { freePort } from "./free_port.ts";
+
 /** Path of the broker binary. */
 export const MOSQUITTO_PATH = "/usr/sbin/mosquitto";
 /** Path of the publishing tool. */
@@ -64,13 +66,6 @@ export function mosquittoAvailable(): boolean {
   } catch {
     return false;
   }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function run(cmd: string, args: string[], stdin?: Uint8Array): Promise<void> {

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { freePort } from "./free_port.ts";
+
 /** Where Debian installs the server. */
 const REDIS_SERVER = "/usr/bin/redis-server";
 
@@ -52,13 +54,6 @@ export interface RedisServer extends AsyncDisposable {
    * @param args The command and its arguments.
    */
   cli(...args: string[]): Promise<string>;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function cli(port: number, args: string[]): Promise<{ ok: boolean; out: string }> {
@@ -195,4 +190,13 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** Whether Debian's redis-server is installed (tests that need it are skipped otherwise). */
+export function redisServerAvailable(): boolean {
+  try {
+    return Deno.statSync(REDIS_SERVER).isFile;
+  } catch {
+    return false;
+  }
 }

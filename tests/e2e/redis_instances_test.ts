@@ -11,22 +11,16 @@
  * @module
  */
 
+import { freePort } from "../_util/free_port.ts";
 import assert from "node:assert/strict";
 import { RawClient } from "../_util/raw_client.ts";
-import { type RedisServer, startRedisServer } from "../_util/redis_server.ts";
+import { type RedisServer, redisServerAvailable, startRedisServer } from "../_util/redis_server.ts";
 import { type ParsedEvent, SseParser } from "../_util/sse_parser.ts";
 import { browserAvailable, launchBrowser } from "../_util/browser.ts";
 import { publish, request, subscribe, within } from "./_hub.ts";
 import { sleep, until } from "./_replay_util.ts";
 
-const REDIS_SERVER = "/usr/bin/redis-server";
-const noRedis = (() => {
-  try {
-    return !Deno.statSync(REDIS_SERVER).isFile;
-  } catch {
-    return true;
-  }
-})();
+const noRedis = !redisServerAvailable();
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -40,13 +34,6 @@ interface Instance extends AsyncDisposable {
   signal(sig: Deno.Signal): void;
   /** Ends it (SIGTERM, or SIGKILL when frozen or already killed) and waits for the exit. */
   stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Starts `main.ts --redis <url>` and waits for its "listening" line. */

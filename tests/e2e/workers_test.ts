@@ -3,26 +3,14 @@
  * copy that dies; every copy serves the shared channels (Redis).
  */
 
+import { freePort } from "../_util/free_port.ts";
 import assert from "node:assert/strict";
-import { startRedisServer } from "../_util/redis_server.ts";
+import { redisServerAvailable, startRedisServer } from "../_util/redis_server.ts";
 import { within } from "../_util/within.ts";
 import { publish, request } from "./_hub.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const noRedis = (() => {
-  try {
-    return !Deno.statSync("/usr/bin/redis-server").isFile;
-  } catch {
-    return true;
-  }
-})();
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+const noRedis = !redisServerAvailable();
 
 Deno.test({
   name:
