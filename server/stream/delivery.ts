@@ -172,11 +172,6 @@ export class Delivery {
     return this.#history;
   }
 
-  /** Events queued now (appends still pending included). */
-  get backlog(): number {
-    return this.#queue.length + this.#appending;
-  }
-
   /** Whether appends are pending (a replay read now may miss or repeat them). */
   get appending(): boolean {
     return this.#appending > 0;

@@ -316,11 +316,6 @@ export class EventSource {
     return this.#tagged.get(channel);
   }
 
-  /** @internal Whether a session gets events tagged with their channel. */
-  isTagged(session: Session): boolean {
-    return this.#taggedIds.has(session.id);
-  }
-
   /** @internal Filter sessions that match a channel, for the fan-out (tagged). */
   filterSessionsOf(channel: string): ReadonlyMap<number, Session> | undefined {
     if (this.#filterSubs.size === 0) return undefined;
