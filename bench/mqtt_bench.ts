@@ -198,7 +198,12 @@ async function startPair(): Promise<Setup> {
   const brokerUrl = `mqtt://127.0.0.1:${mqttPort}`;
   const hubPort = freePort();
   spawn(opts["server-cpu"], Deno.execPath(), [
-    ...["run", "-A", "--v8-flags=--max-semi-space-size=16,--expose-gc", "main.ts"],
+    ...[
+      "run",
+      "-A",
+      "--v8-flags=--max-semi-space-size=16,--semi-space-growth-factor=8,--expose-gc",
+      "main.ts",
+    ],
     ...["--port", String(hubPort), "--hostname", "127.0.0.1", "--quiet", "--keepalive", "0"],
     ...["--max-clients", String(opts.clients + 100), "--max-clients-per-ip", "0"],
     ...["--mqtt", brokerUrl, "--mqtt-topic", "bench/#", "--mqtt-client-id", `bench-${Deno.pid}`],

@@ -50,7 +50,11 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Capacity of the message queue. @default {1024} */
   queueSize?: number;
-  /** Seconds between keep-alive comments on each stream; `0` turns them off. @default {15} */
+  /**
+   * Seconds between keep-alive comments on each stream; `0` turns them off
+   * (stream sockets then get TCP keep-alive probes instead, so that a peer
+   * that vanished is still found). @default {15}
+   */
   keepAlive?: number;
   /** Reconnection delay (ms) sent as `retry:` first on every stream. */
   retry?: number;

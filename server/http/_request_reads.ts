@@ -118,26 +118,31 @@ export class RequestReads {
       this.#timer = setInterval(() => this.#sweep(), this.#sweepMs);
     }
     return new Promise<RequestRead>((resolve, reject) => {
-      const done = (): boolean => {
-        if (pending.wake !== wake) return false;
-        this.#reading.delete(pending);
-        pending.wake = undefined;
-        return true;
-      };
+      // `wake` is also this read's token: whichever settles first clears it.
       const wake = (why: "timeout" | "evicted"): void => {
-        if (!done()) return;
+        if (pending.wake !== wake) return;
+        this.#settled(pending);
         this.#abandoned.add(chunk); // The read goes on.
         resolve(pending.evicted ? "evicted" : why);
       };
       pending.wake = wake;
       conn.read(chunk).then((n) => {
-        if (done()) resolve(pending.evicted ? "evicted" : n);
+        if (pending.wake !== wake) return;
+        this.#settled(pending);
+        resolve(pending.evicted ? "evicted" : n);
       }, (err) => {
-        if (!done()) return;
+        if (pending.wake !== wake) return;
+        this.#settled(pending);
         if (isDisconnect(err)) resolve(null);
         else reject(err);
       });
     });
+  }
+
+  /** The socket's read has settled (or was woken): it leaves the sweep. */
+  #settled(pending: PendingHead): void {
+    this.#reading.delete(pending);
+    pending.wake = undefined;
   }
 
   /** Wakes every request read whose deadline has passed (see {@linkcode RequestReads.read}). */

@@ -10,8 +10,9 @@
  */
 
 import { HttpError } from "./http_error.ts";
+import { IncomingRequest } from "./incoming_request.ts";
 import { parseRequestHead, type RequestHead, type RequestLimits } from "./request_parser.ts";
-import { type PendingHead, PendingHeads } from "./pending_heads.ts";
+import { type PendingHead, pendingHead, PendingHeads } from "./pending_heads.ts";
 import { peerIp } from "./peer_address.ts";
 import {
   closeQuietly,
@@ -247,9 +248,10 @@ export class HttpServer {
       }
       if (!this.secure) {
         try {
+          // No TCP keep-alive probes here: the header and idle timeouts end a
+          // silent request socket long before the kernel's first probe (2 h by
+          // default); the stream layer turns them on where nothing else would.
           (conn as Deno.TcpConn).setNoDelay(true);
-          // TCP keep-alive probes find a peer that vanished from an idle socket (ETIMEDOUT).
-          (conn as Deno.TcpConn).setKeepAlive(true);
         } catch {
           // Not a TCP socket (or already gone): nothing to tune.
         }
@@ -276,13 +278,7 @@ export class HttpServer {
    */
   async #serveConn(conn: Deno.Conn): Promise<void> {
     const peer = conn.remoteAddr as Deno.NetAddr;
-    const pending: PendingHead = {
-      peer: peerIp(peer.hostname),
-      since: 0,
-      evicted: false,
-      deadline: 0,
-      wake: undefined,
-    };
+    const pending = pendingHead(peerIp(peer.hostname));
     let reason: ConnectionCloseReason;
     let error: string | undefined;
     let adoption: { adopt: (leftover: Uint8Array) => void; leftover: Uint8Array } | undefined;
@@ -304,7 +300,7 @@ export class HttpServer {
       reason = isDisconnect(err) ? "write-error" : "error";
     } finally {
       this.#reads.releaseBuffer(chunk);
-      this.#pending.leave(conn);
+      this.#pending.leave(conn, pending);
       this.#conns.delete(conn);
       this.#leaving.delete(conn);
       if (adoption === undefined) closeQuietly(conn);
@@ -332,9 +328,9 @@ export class HttpServer {
     ConnectionCloseReason | { adopt: (leftover: Uint8Array) => void; leftover: Uint8Array }
   > {
     const limits = this.#limits;
-    const remoteAddr: PeerAddr = { hostname: peer.hostname, port: peer.port };
-    const local = conn.localAddr as Deno.NetAddr;
-    const localAddr: PeerAddr = { hostname: local.hostname, port: local.port };
+    // Deno's own address objects (a `PeerAddr` with its `transport`): no copy per socket.
+    const remoteAddr: PeerAddr = peer;
+    const localAddr: PeerAddr = conn.localAddr as Deno.NetAddr;
     let buf: Uint8Array = EMPTY;
     let firstRequest = true;
     for (;;) {
@@ -346,7 +342,8 @@ export class HttpServer {
       if (receiving) this.#pending.enter(conn, pending);
       for (;;) {
         try {
-          head = parseRequestHead(buf, limits);
+          // Nothing received yet (a new socket): nothing to parse.
+          head = buf.length === 0 ? undefined : parseRequestHead(buf, limits);
         } catch (err) {
           if (err instanceof HttpError) {
             await this.#answers.error(conn, err, peer);
@@ -355,7 +352,7 @@ export class HttpServer {
           throw err;
         }
         if (head !== undefined) break;
-        if (buf.length > 0) this.#pending.markSlow(conn);
+        if (buf.length > 0) this.#pending.markSlow(conn, pending);
         if (buf.buffer === chunk.buffer) buf = buf.slice();
         const n = await this.#reads.read(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#answers.evicted(conn, peer);
@@ -377,7 +374,7 @@ export class HttpServer {
       // Read the body.
       const total = head.headBytes + head.contentLength;
       while (buf.length < total) {
-        this.#pending.markSlow(conn);
+        this.#pending.markSlow(conn, pending);
         if (buf.buffer === chunk.buffer) buf = buf.slice();
         const n = await this.#reads.read(conn, chunk, deadline, pending);
         if (n === "evicted") return await this.#answers.evicted(conn, peer);
@@ -388,20 +385,14 @@ export class HttpServer {
         if (n === null) return "client-closed";
         buf = concat(buf, chunk.subarray(0, n));
       }
-      this.#pending.leave(conn);
-      const req: HttpRequest = {
-        method: head.method,
-        target: head.target,
-        path: head.path,
-        query: head.query,
-        version: head.version,
-        headers: head.headers,
-        body: head.contentLength === 0 ? EMPTY : buf.slice(head.headBytes, total),
-        params: {},
+      this.#pending.leave(conn, pending);
+      const req: HttpRequest = new IncomingRequest(
+        head,
+        head.contentLength === 0 ? EMPTY : buf.slice(head.headBytes, total),
         remoteAddr,
         localAddr,
-        secure: this.secure,
-      };
+        this.secure,
+      );
       buf = total === buf.length ? EMPTY : buf.slice(total);
       this.#counters.requests++;
       const keepAlive = head.keepAlive && this.#running;

@@ -20,6 +20,7 @@ const MAPPED_V4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
  * ```
  */
 export function peerIp(hostname: string): string {
+  if (!hostname.includes(":")) return hostname; // IPv4: already canonical.
   const mapped = MAPPED_V4.exec(hostname);
   return mapped ? mapped[1] : hostname.toLowerCase();
 }

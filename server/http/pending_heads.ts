@@ -12,6 +12,11 @@
  * peer that holds the most, counted or not, so that a newcomer is not refused
  * because one host fills every socket with silence.
  *
+ * A connect burst enters and leaves thousands of sockets within a
+ * millisecond or two: a socket that has just begun waits in a plain queue
+ * (no map entry), and is filed by peer only once it counts, or when
+ * {@linkcode PendingHeads.makeRoom} needs every receiving socket.
+ *
  * @module
  */
 
@@ -27,6 +32,40 @@ export interface PendingHead {
   deadline: number;
   /** Wakes that read: its deadline passed, or the socket was evicted. */
   wake: ((why: "timeout" | "evicted") => void) | undefined;
+  /** Kept by {@linkcode PendingHeads}: where the record is (`NOWHERE`, `QUEUED`, `FILED`). */
+  place: number;
+  /** Kept by {@linkcode PendingHeads}: which queue slot is the record's current one. */
+  slot: number;
+}
+
+/** Not receiving a request (or not tracked). */
+const NOWHERE = 0;
+/** In the newcomers' queue only. */
+const QUEUED = 1;
+/** Filed by peer: in `#fresh` (uncounted) or `#slow` (counted). */
+const FILED = 2;
+
+/**
+ * A new record for a socket of `peer`, not receiving yet.
+ *
+ * @param peer The peer address (see `peerIp`).
+ * @returns The record, to pass to every call of {@linkcode PendingHeads} for this socket.
+ * @example
+ * ```ts
+ * import { pendingHead } from "./pending_heads.ts";
+ * pendingHead("192.0.2.7").evicted; // false
+ * ```
+ */
+export function pendingHead(peer: string): PendingHead {
+  return {
+    peer,
+    since: 0,
+    evicted: false,
+    deadline: 0,
+    wake: undefined,
+    place: NOWHERE,
+    slot: 0,
+  };
 }
 
 /** The sockets of one peer receiving a request (oldest first), and how many of them count. */
@@ -35,13 +74,31 @@ interface PeerHeads<K> {
   counted: number;
 }
 
-/** The sockets receiving a request, keyed by socket. */
+/**
+ * The sockets receiving a request, keyed by socket.
+ *
+ * @typeParam K The socket (any key).
+ * @example
+ * ```ts
+ * import { pendingHead, PendingHeads } from "./pending_heads.ts";
+ * const heads = new PendingHeads<string>(64, 1000);
+ * const p = pendingHead("192.0.2.7");
+ * heads.enter("conn-1", p);
+ * heads.leave("conn-1", p); // Its request came whole: it never counted.
+ * ```
+ */
 export class PendingHeads<K> {
-  /** Not counted yet; oldest first. */
+  /** Newcomers, oldest first from `#head`: keys, records, and the slot each was queued in. */
+  #queueKeys: K[] = [];
+  #queued: PendingHead[] = [];
+  #queueSlots: number[] = [];
+  #head = 0;
+  #slots = 0;
+  /** Filed, not counted yet (by `makeRoom`); oldest first. */
   readonly #fresh = new Map<K, PendingHead>();
   /** Counted against the cap (trickling or silent); oldest first. */
   readonly #slow = new Map<K, PendingHead>();
-  /** The same sockets by peer; only peers with one or more. */
+  /** The filed sockets by peer; only peers with one or more. */
   readonly #byPeer = new Map<string, PeerHeads<K>>();
   readonly #cap: number;
   readonly #grace: number;
@@ -67,7 +124,7 @@ export class PendingHeads<K> {
     return this.#slow.size;
   }
 
-  /** Peers with sockets receiving a request now. */
+  /** Peers with counted sockets, or with sockets filed by `makeRoom`, now. */
   get peers(): number {
     return this.#byPeer.size;
   }
@@ -76,19 +133,18 @@ export class PendingHeads<K> {
    * Notes that a socket has begun receiving a request.
    *
    * @param key The socket.
-   * @param pending Its record (reused across its requests).
+   * @param pending Its record (from {@linkcode pendingHead}, reused across its requests).
    */
   enter(key: K, pending: PendingHead): void {
-    if (this.#fresh.has(key) || this.#slow.has(key)) return;
+    if (pending.place !== NOWHERE) return;
     const now = Date.now();
     pending.since = now;
     pending.evicted = false;
-    this.#fresh.set(key, pending);
-    let heads = this.#byPeer.get(pending.peer);
-    if (heads === undefined) {
-      this.#byPeer.set(pending.peer, heads = { sockets: new Map(), counted: 0 });
-    }
-    heads.sockets.set(key, pending);
+    pending.place = QUEUED;
+    pending.slot = ++this.#slots;
+    this.#queueKeys.push(key);
+    this.#queued.push(pending);
+    this.#queueSlots.push(pending.slot);
     this.#age(now);
   }
 
@@ -96,12 +152,14 @@ export class PendingHeads<K> {
    * A read left the socket's request incomplete: it now counts.
    *
    * @param key The socket.
+   * @param pending Its record.
    */
-  markSlow(key: K): void {
-    const p = this.#fresh.get(key);
-    if (p === undefined) return;
-    this.#fresh.delete(key);
-    this.#count(key, p);
+  markSlow(key: K, pending: PendingHead): void {
+    if (pending.place === QUEUED) {
+      this.#file(key, pending);
+    } else if (this.#fresh.delete(key)) {
+      this.#count(key, pending);
+    }
     this.#age(Date.now());
   }
 
@@ -109,10 +167,12 @@ export class PendingHeads<K> {
    * The socket's request is complete (or the socket is gone).
    *
    * @param key The socket.
+   * @param pending Its record.
    */
-  leave(key: K): void {
-    const p = this.#fresh.get(key) ?? this.#slow.get(key);
-    if (p !== undefined) this.#forget(key, p);
+  leave(key: K, pending: PendingHead): void {
+    // A queued record's slot goes stale: the queue skips it.
+    if (pending.place === FILED) this.#forget(key, pending);
+    pending.place = NOWHERE;
   }
 
   /**
@@ -124,6 +184,15 @@ export class PendingHeads<K> {
    */
   makeRoom(): K | undefined {
     this.#age(Date.now());
+    // Every receiving socket counts here, counted or not: file the newcomers.
+    for (let i = this.#head; i < this.#queued.length; i++) {
+      const p = this.#queued[i];
+      if (p.place === QUEUED && p.slot === this.#queueSlots[i]) {
+        this.#fresh.set(this.#queueKeys[i], p);
+        this.#addToPeer(this.#queueKeys[i], p);
+      }
+    }
+    this.#clearQueue();
     let most: PeerHeads<K> | undefined;
     for (const heads of this.#byPeer.values()) {
       if (most === undefined || heads.sockets.size > most.sockets.size) most = heads;
@@ -144,6 +213,24 @@ export class PendingHeads<K> {
   #age(now: number): void {
     if (now === this.#agedAt && this.#grace > 0) return;
     this.#agedAt = now;
+    const queued = this.#queued;
+    let i = this.#head;
+    for (; i < queued.length; i++) {
+      const p = queued[i];
+      if (p.place !== QUEUED || p.slot !== this.#queueSlots[i]) continue; // Left, or queued again later.
+      if (now - p.since < this.#grace) break;
+      this.#file(this.#queueKeys[i], p);
+    }
+    this.#head = i;
+    if (i === queued.length) {
+      this.#clearQueue();
+    } else if (i >= 1024 && i * 2 >= queued.length) {
+      // Drop the consumed front now and then (amortized: each slot is moved at most once per halving).
+      this.#queueKeys = this.#queueKeys.slice(i);
+      this.#queued = queued.slice(i);
+      this.#queueSlots = this.#queueSlots.slice(i);
+      this.#head = 0;
+    }
     for (const [key, p] of this.#fresh) {
       if (now - p.since < this.#grace) break;
       this.#fresh.delete(key);
@@ -151,8 +238,28 @@ export class PendingHeads<K> {
     }
   }
 
+  #clearQueue(): void {
+    this.#queueKeys.length = 0;
+    this.#queued.length = 0;
+    this.#queueSlots.length = 0;
+    this.#head = 0;
+  }
+
+  /** Files a queued socket by peer, counted. */
+  #file(key: K, p: PendingHead): void {
+    this.#addToPeer(key, p);
+    this.#count(key, p);
+  }
+
+  #addToPeer(key: K, p: PendingHead): void {
+    p.place = FILED;
+    let heads = this.#byPeer.get(p.peer);
+    if (heads === undefined) this.#byPeer.set(p.peer, heads = { sockets: new Map(), counted: 0 });
+    heads.sockets.set(key, p);
+  }
+
   /**
-   * Counts a socket; at the cap one is evicted first: the oldest counted
+   * Counts a filed socket; at the cap one is evicted first: the oldest counted
    * socket of the peer with the most counted.
    */
   #count(key: K, p: PendingHead): void {
@@ -174,6 +281,7 @@ export class PendingHeads<K> {
 
   #evict(key: K, p: PendingHead): void {
     this.#forget(key, p);
+    p.place = NOWHERE;
     p.evicted = true;
     p.wake?.("evicted");
   }

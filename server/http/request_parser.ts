@@ -49,8 +49,8 @@ export interface RequestHead {
   target: string;
   /** Percent-decoded path. */
   path: string;
-  /** Query parameters. */
-  query: URLSearchParams;
+  /** The query as sent, without its `?` (and any `#fragment`); `""` when none. */
+  rawQuery: string;
   /** HTTP version. */
   version: "1.0" | "1.1";
   /** Header fields, lower-case names; repeats joined with `, `. */
@@ -89,10 +89,14 @@ function latin1(bytes: Uint8Array, start: number, end: number): string {
   return LATIN1.decode(bytes.subarray(start, end));
 }
 
-/** The string of ASCII bytes: a short run without a call to the decoder. */
+// For ASCII bytes UTF-8 and latin1 give the same string, and V8's UTF-8
+// decoder has a fast path for them: about 4x faster than latin1 or
+// `String.fromCharCode.apply` (which also copied the bytes into a temporary array).
+const UTF8 = new TextDecoder();
+
+/** The string of ASCII bytes (the caller checked that every byte is below 0x80). */
 function asciiText(bytes: Uint8Array, start: number, end: number): string {
-  if (end - start > 1024) return latin1(bytes, start, end);
-  return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  return UTF8.decode(bytes.subarray(start, end));
 }
 
 /** Finds the end of the head: index just past the blank line, or -1. */
@@ -195,12 +199,22 @@ export function parseRequestHead(
   const keepAlive = head.version === "1.1"
     ? !/(^|,)\s*close\s*(,|$)/.test(connection)
     : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
-  return { ...head, headers, contentLength: length, keepAlive, headBytes: end };
+  return {
+    method: head.method,
+    target: head.target,
+    path: head.path,
+    rawQuery: head.rawQuery,
+    version: head.version,
+    headers,
+    contentLength: length,
+    keepAlive,
+    headBytes: end,
+  };
 }
 
 /** The request line and header fields of a validated head. */
 interface HeadFields {
-  head: Pick<RequestHead, "method" | "target" | "path" | "query" | "version">;
+  head: RequestLine;
   headers: Map<string, string>;
   contentLength: string | undefined;
 }
@@ -356,9 +370,10 @@ function knownName(buf: Uint8Array, from: number, to: number): string | undefine
   return undefined;
 }
 
-function parseRequestLine(
-  line: string,
-): Pick<RequestHead, "method" | "target" | "path" | "query" | "version"> {
+/** What the request line gives a {@linkcode RequestHead}. */
+type RequestLine = Pick<RequestHead, "method" | "target" | "path" | "rawQuery" | "version">;
+
+function parseRequestLine(line: string): RequestLine {
   const sp1 = line.indexOf(" ");
   const sp2 = line.indexOf(" ", sp1 + 1);
   if (sp1 <= 0 || sp2 < 0 || line.indexOf(" ", sp2 + 1) >= 0) {
@@ -418,5 +433,5 @@ function parseRequestLine(
       throw new HttpError(400, "Bad Request: control character in path");
     }
   }
-  return { method, target, path, query: new URLSearchParams(rawQuery), version };
+  return { method, target, path, rawQuery, version };
 }

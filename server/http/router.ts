@@ -108,7 +108,8 @@ export class Router<T> {
    * @returns The match, a 405 with the allowed methods, or a 404.
    */
   match(method: string, path: string): RouteMatch<T> {
-    const parts = split(path);
+    // The path's segments, as `split` gives them, from index 1 (no copy without the leading "").
+    const parts = path.split("/");
     let allow: string[] | undefined;
     for (const entry of this.#entries) {
       const params = matchSegments(entry.segments, parts);
@@ -122,26 +123,31 @@ export class Router<T> {
   }
 }
 
+/**
+ * The params of a pattern's match, or `undefined`. `parts` is the whole
+ * `path.split("/")`: segment `i` of the pattern is `parts[i + 1]`.
+ */
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
+  const n = parts.length - 1;
   const rest = pattern.length > 0 && pattern[pattern.length - 1].endsWith("*");
   const fixed = rest ? pattern.length - 1 : pattern.length;
-  if (rest ? parts.length < pattern.length : pattern.length !== parts.length) return undefined;
+  if (rest ? n < pattern.length : pattern.length !== n) return undefined;
   // Checked first, so that the routes a request does not match allocate nothing.
   for (let i = 0; i < fixed; i++) {
     const p = pattern[i];
     if (p.charCodeAt(0) === 58 /* : */) {
-      if (parts[i] === "") return undefined;
-    } else if (p !== parts[i]) {
+      if (parts[i + 1] === "") return undefined;
+    } else if (p !== parts[i + 1]) {
       return undefined;
     }
   }
   // `:name*`: the rest of the path, not empty (its handler checks the rest).
-  const tail = rest ? parts.slice(fixed).join("/") : "";
+  const tail = !rest ? "" : n === fixed + 1 ? parts[n] : parts.slice(fixed + 1).join("/");
   if (rest && tail === "") return undefined;
   const params: Record<string, string> = {};
   for (let i = 0; i < fixed; i++) {
     const p = pattern[i];
-    if (p.charCodeAt(0) === 58 /* : */) params[p.slice(1)] = parts[i];
+    if (p.charCodeAt(0) === 58 /* : */) params[p.slice(1)] = parts[i + 1];
   }
   if (rest) params[pattern[fixed].slice(1, -1)] = tail;
   return params;

@@ -152,7 +152,7 @@ export function workerCommand(args: readonly string[]): string[] {
     "--allow-read",
     "--allow-write",
     "--unstable-net",
-    "--v8-flags=--max-semi-space-size=16,--expose-gc",
+    "--v8-flags=--max-semi-space-size=16,--semi-space-growth-factor=8,--expose-gc",
     new URL(Deno.mainModule).pathname,
     ...rest,
   ];

@@ -13,6 +13,7 @@ import { type HistoryReplay, type HistoryStore, isPromiseLike } from "../../queu
 import type { Session } from "../../sessions/session.ts";
 import type { SessionTable } from "../../sessions/session_table.ts";
 import { concat, concatAll, peerString } from "../http/conn_io.ts";
+import { queryValue } from "../http/incoming_request.ts";
 import type { RequestResult } from "../http/request_result.ts";
 import { encodeResponse, headerPairs } from "../http/response_head.ts";
 import { encodeStreamHead } from "./stream_head.ts";
@@ -179,7 +180,8 @@ export class StreamOpener {
       release?.();
       return this.#busy(req, peer, extra, "rejected");
     }
-    const header = req.headers.get("last-event-id") || req.query.get("lastEventId") || undefined;
+    const header = req.headers.get("last-event-id") || queryValue(req, "lastEventId") ||
+      undefined;
     const lastEventId = header === undefined ? undefined : header.slice(0, 256);
     const session = host.sessions.open(conn, {
       remoteAddr: peer,
@@ -400,6 +402,14 @@ export class StreamOpener {
     held: readonly QueuedEvent[],
     sub: Subscription,
   ): void {
+    if (
+      lastId === undefined && replay.events.length === 0 && held.length === 0 &&
+      replay.latest === null
+    ) {
+      // Nothing to replay and no resume point (most streams of a quiet channel): the head alone.
+      session.write(head.alone ?? head.bytes);
+      return;
+    }
     const counters = this.#host.counters;
     if (lastId !== undefined) {
       counters.replays++;

@@ -159,6 +159,9 @@ export class Streams {
       retry: options.retry,
       opened: (session, conn, leftover) => {
         this.#ensureTicks();
+        // With no keep-alive comments, nothing is written to a quiet stream:
+        // TCP keep-alive probes are then what finds a peer that vanished.
+        if (this.#opts.keepAlive === 0) keepAliveProbes(conn);
         if (this.#watcher.pending < this.#opts.watchStreams) {
           this.#watcher.watch(conn, session, leftover);
         }
@@ -417,5 +420,14 @@ export class Streams {
     }
     // A stream of this server: the session closed the socket it owned.
     if (source !== undefined) this.#http.connectionEnded(session.remoteAddr, "stream");
+  }
+}
+
+/** Turns on TCP keep-alive probes (`ETIMEDOUT` reads as a disconnect); TLS and gone sockets: no-op. */
+function keepAliveProbes(conn: Deno.Conn): void {
+  try {
+    (conn as Deno.TcpConn).setKeepAlive?.(true);
+  } catch {
+    // Already gone: its session ends by itself.
   }
 }

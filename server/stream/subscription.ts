@@ -6,6 +6,7 @@
  */
 
 import { HttpError } from "../http/http_error.ts";
+import { queryValue } from "../http/incoming_request.ts";
 import type { HttpRequest } from "../http/types.ts";
 import type { ChannelSelection } from "./event_source.ts";
 import { parseTopicFilter, type TopicFilter } from "./topic_filter.ts";
@@ -29,7 +30,7 @@ export interface Subscription {
  * @throws {HttpError} `400` when it is not an integer from 0 to {@linkcode MAX_REWIND}.
  */
 export function rewindOf(req: HttpRequest): number {
-  const text = req.query.get("rewind");
+  const text = queryValue(req, "rewind");
   if (text === null) return 0;
   const n = Number(text);
   if (!/^[0-9]{1,4}$/.test(text) || n > MAX_REWIND) {

@@ -9,8 +9,9 @@
  * server finds such a peer: its socket stops taking bytes (the pending-bytes
  * budget trips, `slow-consumer`), or a write or read fails (`write-error`,
  * `client-closed`). On a real network a silent peer is found by the same
- * paths once TCP gives up retransmitting the keep-alive comments, or by TCP
- * keep-alive probes on an idle socket (ETIMEDOUT, both read as disconnects).
+ * paths once TCP gives up retransmitting the keep-alive comments, or (with
+ * keep-alive comments off) by TCP keep-alive probes (ETIMEDOUT, both read as
+ * disconnects).
  *
  * `SLUICE_DROP_CLIENTS=10000 deno test -A tests/e2e/broken_clients_test.ts`
  * runs the connect-and-drop test with 10 000 clients (default 2 000); the

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { RequestReads } from "../../../server/http/_request_reads.ts";
-import type { PendingHead } from "../../../server/http/pending_heads.ts";
+import {
+  type PendingHead,
+  pendingHead as newPendingHead,
+} from "../../../server/http/pending_heads.ts";
 
 function pendingHead(): PendingHead {
-  return { peer: "127.0.0.1", since: 0, evicted: false, deadline: 0, wake: undefined };
+  return newPendingHead("127.0.0.1");
 }
 
 /** A socket whose reads answer `n` at once, or never. */
