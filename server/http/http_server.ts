@@ -25,7 +25,7 @@ import {
 } from "./conn_io.ts";
 import { RequestReads } from "./_request_reads.ts";
 import { Answers, busyAnswer } from "./_answers.ts";
-import type { ConnectionCloseReason, HttpRequest, Logger, PeerAddr } from "./types.ts";
+import type { ConnectionCloseReason, HttpRequest, Logger } from "./types.ts";
 import type { RequestHandler } from "./request_result.ts";
 import { ConnectionCounters, type HttpServerStats } from "./connection_counters.ts";
 
@@ -329,8 +329,7 @@ export class HttpServer {
   > {
     const limits = this.#limits;
     // Deno's own address objects (a `PeerAddr` with its `transport`): no copy per socket.
-    const remoteAddr: PeerAddr = peer;
-    const localAddr: PeerAddr = conn.localAddr as Deno.NetAddr;
+    const localAddr = conn.localAddr as Deno.NetAddr;
     let buf: Uint8Array = EMPTY;
     let firstRequest = true;
     for (;;) {
@@ -389,7 +388,7 @@ export class HttpServer {
       const req: HttpRequest = new IncomingRequest(
         head,
         head.contentLength === 0 ? EMPTY : buf.slice(head.headBytes, total),
-        remoteAddr,
+        peer,
         localAddr,
         this.secure,
       );

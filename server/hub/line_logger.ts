@@ -145,14 +145,11 @@ export function createLineLogger(options: LineLoggerOptions = {}): LineLogger {
     room(1);
     buf[at++] = 0x0a;
     if (level === "error" || level === "warn") {
-      // Keep the order of what was logged before; the line itself goes to stderr.
-      const line = batched;
-      batched = 0;
-      writeAllSync(stdout, buf.subarray(0, line));
-      writeAllSync(stderr, buf.subarray(line, at));
+      // Keep the order of what was logged before (flush moves this line to
+      // the front); the line itself goes to stderr.
+      flush();
+      writeAllSync(stderr, buf.subarray(0, at));
       at = 0;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
       return;
     }
     batched = at;

@@ -402,14 +402,6 @@ export class StreamOpener {
     held: readonly QueuedEvent[],
     sub: Subscription,
   ): void {
-    if (
-      lastId === undefined && replay.events.length === 0 && held.length === 0 &&
-      replay.latest === null
-    ) {
-      // Nothing to replay and no resume point (most streams of a quiet channel): the head alone.
-      session.write(head.alone ?? head.bytes);
-      return;
-    }
     const counters = this.#host.counters;
     if (lastId !== undefined) {
       counters.replays++;
