@@ -6,6 +6,7 @@
  */
 
 import type { FeedEvent, FeedGap, FeedSink } from "../../../queue/event_feed.ts";
+import type { RedisEngine } from "../../../queue/redis/mod.ts";
 
 /** A sink that records what it is given; `capacity` makes it accept less. */
 export class RecordingSink implements FeedSink {
@@ -59,4 +60,12 @@ export async function until(check: () => boolean, what: string, ms = 20_000): Pr
     if (Date.now() > end) throw new Error(`hung: ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Follows the engine's feed with a new {@linkcode RecordingSink}, once the feed is reading. */
+export async function followedSink(engine: RedisEngine): Promise<RecordingSink> {
+  const sink = new RecordingSink();
+  engine.follow(sink);
+  await engine.whenFollowing();
+  return sink;
 }

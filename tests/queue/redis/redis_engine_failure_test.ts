@@ -3,7 +3,7 @@ import { encodeEvent } from "../../../queue/encode_event.ts";
 import { EngineUnavailableError, RedisEngine } from "../../../queue/redis/mod.ts";
 import { startRedisServer } from "../../_util/redis_server.ts";
 import { within } from "../../_util/within.ts";
-import { RecordingSink, until } from "./_feed_util.ts";
+import { followedSink, until } from "./_feed_util.ts";
 
 const block = encodeEvent("x");
 
@@ -33,9 +33,7 @@ Deno.test("with AOF (appendfsync always) a crash of Redis loses no acknowledged 
     backoffMinMs: 10,
     backoffMaxMs: 200,
   });
-  const sink = new RecordingSink();
-  engine.follow(sink);
-  await engine.whenFollowing();
+  const sink = await followedSink(engine);
   const start = await engine.append("k", { bytes: block });
   let stop = false;
   const loop = publishLoop(engine, "k", () => stop);
@@ -67,9 +65,7 @@ Deno.test("without persistence a restart of Redis is one gap for the feed and re
     backoffMinMs: 10,
     backoffMaxMs: 200,
   });
-  const sink = new RecordingSink();
-  engine.follow(sink);
-  await engine.whenFollowing();
+  const sink = await followedSink(engine);
   const before: number[] = [];
   for (let i = 0; i < 20; i++) before.push(Number((await engine.append("k", { bytes: block })).id));
   await until(() => sink.events.length === 20, "delivered before");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { encodeEvent } from "../../../queue/encode_event.ts";
 import { RedisEngine } from "../../../queue/redis/mod.ts";
 import { startRedisServer } from "../../_util/redis_server.ts";
-import { RecordingSink, until } from "./_feed_util.ts";
+import { followedSink, RecordingSink, until } from "./_feed_util.ts";
 import { startTcpProxy } from "./_tcp_proxy.ts";
 
 function contiguous(ids: number[]): boolean {
@@ -109,9 +109,7 @@ Deno.test("a paused follower whose position was trimmed from the log gets one ga
 Deno.test("the feed reconnects after its connection is killed and misses nothing", async () => {
   await using server = await startRedisServer();
   await using engine = await RedisEngine.connect(server.url, { backoffMinMs: 10 });
-  const sink = new RecordingSink();
-  engine.follow(sink);
-  await engine.whenFollowing();
+  const sink = await followedSink(engine);
   const first = await publish(engine, "k", 10, "a");
   await until(() => sink.events.length === 10, "first delivered");
   const list = await server.cli("CLIENT", "LIST");
@@ -133,9 +131,7 @@ Deno.test("the watchdog restarts a wedged feed connection (half-open socket) and
     watchdogStallMs: 300,
     blockMs: 200,
   });
-  const sink = new RecordingSink();
-  engine.follow(sink);
-  await engine.whenFollowing();
+  const sink = await followedSink(engine);
   const first = await publish(engine, "k", 5, "a");
   await until(() => sink.events.length === 5, "first delivered");
   assert.equal(proxy.wedge("XREAD"), 1, "the feed's connection is wedged");
@@ -170,9 +166,7 @@ Deno.test("stopping the feed stops delivery; the engine can follow again", async
 Deno.test("over rediss:// (TLS) the engine appends, replays and follows", async () => {
   await using server = await startRedisServer({ tls: true });
   await using engine = await RedisEngine.connect(server.tlsUrl!, { tlsCa: server.caPem });
-  const sink = new RecordingSink();
-  engine.follow(sink);
-  await engine.whenFollowing();
+  const sink = await followedSink(engine);
   const ids = await publish(engine, "k", 3, "t");
   await until(() => sink.events.length === 3, "delivered over TLS");
   assert.deepEqual(sink.ids, ids);
@@ -192,9 +186,7 @@ Deno.test("the watchdog leaves an idle feed on an empty Redis alone (no counter 
     watchdogIntervalMs: 20,
     watchdogStallMs: 50,
   });
-  const sink = new RecordingSink();
-  engine.follow(sink);
-  await engine.whenFollowing();
+  const sink = await followedSink(engine);
   // Many watchdog rounds past the stall bound, with nothing appended.
   await new Promise((r) => setTimeout(r, 400));
   assert.equal(engine.feedStats.watchdogRestarts, 0);
