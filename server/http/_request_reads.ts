@@ -20,6 +20,14 @@ const READ_BUFFER_POOL = 256;
  */
 export type RequestRead = number | null | "timeout" | "evicted";
 
+/** A request read that failed with an error other than a disconnect. */
+export class ReadFailed {
+  /**
+   * @param error What the read rejected with.
+   */
+  constructor(readonly error: unknown) {}
+}
+
 /** The timeouts that set how often {@linkcode RequestReads} checks deadlines. */
 export interface RequestReadsOptions {
   /** Milliseconds to receive a whole request (see `ServerOptions.headerTimeout`). */
@@ -108,34 +116,56 @@ export class RequestReads {
     deadline: number,
     pending: PendingHead,
   ): Promise<RequestRead> {
-    if (pending.evicted) return Promise.resolve("evicted");
-    if (deadline <= Date.now()) return Promise.resolve("timeout");
+    return new Promise<RequestRead>((resolve, reject) => {
+      this.readThen(conn, chunk, deadline, pending, (result) => {
+        if (result instanceof ReadFailed) reject(result.error);
+        else resolve(result);
+      });
+    });
+  }
+
+  /**
+   * {@linkcode RequestReads.read} with a callback instead of a promise: the
+   * first read of a new socket goes this way, so that a request that arrives
+   * whole is answered with no promise of the server's own in between.
+   *
+   * @param conn The socket.
+   * @param chunk Where the bytes go.
+   * @param deadline When the read times out (ms since the epoch).
+   * @param pending The socket's record; its `wake` is set while the read is pending.
+   * @param done Called once, with how the read ended (possibly before this returns).
+   */
+  readThen(
+    conn: Deno.Conn,
+    chunk: Uint8Array,
+    deadline: number,
+    pending: PendingHead,
+    done: (result: RequestRead | ReadFailed) => void,
+  ): void {
+    if (pending.evicted) return done("evicted");
+    if (deadline <= Date.now()) return done("timeout");
     // No timer per read: one sweep wakes the reads whose deadline passed.
-    // One promise settled by whichever comes first (no race of two promises).
+    // `wake` is also this read's token: whichever settles first clears it.
     pending.deadline = deadline;
     this.#reading.add(pending);
     if (this.#timer === undefined && this.#enabled) {
       this.#timer = setInterval(() => this.#sweep(), this.#sweepMs);
     }
-    return new Promise<RequestRead>((resolve, reject) => {
-      // `wake` is also this read's token: whichever settles first clears it.
-      const wake = (why: "timeout" | "evicted"): void => {
-        if (pending.wake !== wake) return;
-        this.#settled(pending);
-        this.#abandoned.add(chunk); // The read goes on.
-        resolve(pending.evicted ? "evicted" : why);
-      };
-      pending.wake = wake;
-      conn.read(chunk).then((n) => {
-        if (pending.wake !== wake) return;
-        this.#settled(pending);
-        resolve(pending.evicted ? "evicted" : n);
-      }, (err) => {
-        if (pending.wake !== wake) return;
-        this.#settled(pending);
-        if (isDisconnect(err)) resolve(null);
-        else reject(err);
-      });
+    const wake = (why: "timeout" | "evicted"): void => {
+      if (pending.wake !== wake) return;
+      this.#settled(pending);
+      this.#abandoned.add(chunk); // The read goes on.
+      done(pending.evicted ? "evicted" : why);
+    };
+    pending.wake = wake;
+    conn.read(chunk).then((n) => {
+      if (pending.wake !== wake) return;
+      this.#settled(pending);
+      done(pending.evicted ? "evicted" : n);
+    }, (err) => {
+      if (pending.wake !== wake) return;
+      this.#settled(pending);
+      done(isDisconnect(err) ? null : new ReadFailed(err));
     });
   }
 

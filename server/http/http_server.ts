@@ -11,7 +11,7 @@
 
 import { HttpError } from "./http_error.ts";
 import { IncomingRequest } from "./incoming_request.ts";
-import { parseRequestHead, type RequestHead, type RequestLimits } from "./request_parser.ts";
+import { parseRequestHead, type RequestHead } from "./request_parser.ts";
 import { type PendingHead, pendingHead, PendingHeads } from "./pending_heads.ts";
 import { peerIp } from "./peer_address.ts";
 import {
@@ -23,55 +23,34 @@ import {
   peerString,
   writeAll,
 } from "./conn_io.ts";
-import { RequestReads } from "./_request_reads.ts";
+import { ReadFailed, type RequestRead, RequestReads } from "./_request_reads.ts";
 import { Answers, busyAnswer } from "./_answers.ts";
 import type { ConnectionCloseReason, HttpRequest, Logger } from "./types.ts";
-import type { RequestHandler } from "./request_result.ts";
+import type { RequestHandler, RequestResult } from "./request_result.ts";
 import { ConnectionCounters, type HttpServerStats } from "./connection_counters.ts";
+import type { HttpServerLimits, HttpServerOptions } from "./http_server_options.ts";
 
 export type { HttpServerStats } from "./connection_counters.ts";
+export type { HttpServerLimits, HttpServerOptions } from "./http_server_options.ts";
 export type { RequestHandler, RequestResult } from "./request_result.ts";
+
+/** A handler took the socket: what it is handed, with the bytes read past its request. */
+interface Adoption {
+  adopt: (leftover: Uint8Array) => void;
+  leftover: Uint8Array;
+}
+
+/** A request handled in the turn its bytes came, for the loop to finish answering. */
+interface Handled {
+  readonly req: HttpRequest;
+  readonly result: RequestResult | Promise<RequestResult>;
+  /** What the client sent past the request. */
+  readonly rest: Uint8Array;
+  readonly keepAlive: boolean;
+}
 
 /** No bytes: shared by every empty body and buffer (nothing can be written into it). */
 const EMPTY = new Uint8Array(0);
-
-/** The limits and timeouts of the connection loop (all resolved, see `ServerOptions`). */
-export interface HttpServerLimits extends RequestLimits {
-  /** TCP port; `0` picks a free one. */
-  readonly port: number;
-  /** Address to listen on. */
-  readonly hostname: string;
-  /** Share the port with other processes (`SO_REUSEPORT`). */
-  readonly reusePort?: boolean;
-  /** Most sockets at once, adopted ones included. */
-  readonly maxConnections: number;
-  /** Milliseconds to receive a whole request head (and body) before 408. */
-  readonly headerTimeout: number;
-  /** Most sockets at once still receiving a request (the slowloris cap). */
-  readonly maxPendingHeads: number;
-  /** Milliseconds an idle keep-alive socket stays open. */
-  readonly idleTimeout: number;
-  /** Seconds in `Retry-After` of a 503. */
-  readonly retryAfter: number;
-  /** Reason phrase of the 503 sent when full. */
-  readonly busyStatusText: string;
-}
-
-/** Options of {@linkcode HttpServer}. */
-export interface HttpServerOptions {
-  /** Limits and timeouts. */
-  readonly limits: HttpServerLimits;
-  /** PEM certificate chain and key: listen with TLS. */
-  readonly tls?: { readonly cert: string; readonly key: string };
-  /** Answers every request. */
-  readonly handler: RequestHandler;
-  /** Where the loop logs (never throws). */
-  readonly log: Logger;
-  /** Sockets adopted by handlers and still open: they count against `maxConnections`. */
-  readonly adoptedSockets: () => number;
-  /** Called once, when the first connection is accepted. */
-  readonly onFirstConnection?: () => void;
-}
 
 /**
  * The connection loop of one listener. Start it with {@linkcode HttpServer.start};
@@ -258,7 +237,98 @@ export class HttpServer {
       }
       this.#conns.add(conn);
       this.#serving++;
-      this.#serveConn(conn);
+      this.#startConn(conn);
+    }
+  }
+
+  /**
+   * Starts serving a new socket with its first read, by callback: the
+   * request begins at accept, and one that arrives whole, with no body, is
+   * parsed, handled and (as a stream) adopted in the turn its bytes come,
+   * with no promise or frame of the loop's own (a connect burst is mostly
+   * such requests). Everything else goes on in {@linkcode HttpServer.#serveConn}.
+   */
+  #startConn(conn: Deno.Conn): void {
+    const peer = conn.remoteAddr as Deno.NetAddr;
+    const pending = pendingHead(peerIp(peer.hostname));
+    // Read buffers are reused across sockets: a connect burst allocates none.
+    const chunk = this.#reads.takeBuffer();
+    const deadline = Date.now() + this.#limits.headerTimeout;
+    this.#pending.enter(conn, pending);
+    this.#reads.readThen(conn, chunk, deadline, pending, (first) => {
+      const handled = typeof first === "number"
+        ? this.#firstRequest(conn, peer, pending, chunk, first)
+        : undefined;
+      if (handled === "adopted") return;
+      if (handled !== undefined) {
+        this.#serveConn(conn, peer, pending, chunk, deadline, undefined, handled);
+      } else {
+        this.#serveConn(conn, peer, pending, chunk, deadline, first);
+      }
+    });
+  }
+
+  /**
+   * Handles a socket's first request when its first read holds all of it:
+   * `"adopted"` when a handler took the socket in this turn; the request
+   * and what its handler answered, for the loop to finish; `undefined` when
+   * the request is not whole, has a body or is malformed (the loop reads,
+   * parses and answers it from the start).
+   */
+  #firstRequest(
+    conn: Deno.Conn,
+    peer: Deno.NetAddr,
+    pending: PendingHead,
+    chunk: Uint8Array,
+    n: number,
+  ): Handled | "adopted" | undefined {
+    let head: RequestHead | undefined;
+    try {
+      head = parseRequestHead(chunk.subarray(0, n), this.#limits);
+    } catch {
+      return undefined;
+    }
+    if (head === undefined || head.contentLength > 0) return undefined;
+    this.#pending.leave(conn, pending);
+    const req: HttpRequest = new IncomingRequest(
+      head,
+      EMPTY,
+      peer,
+      conn.localAddr as Deno.NetAddr,
+      this.secure,
+    );
+    // What the client sent past this request: never a view of the pooled read buffer.
+    const rest = n === head.headBytes ? EMPTY : chunk.slice(head.headBytes, n);
+    this.#counters.requests++;
+    const keepAlive = head.keepAlive && this.#running;
+    let result: RequestResult | Promise<RequestResult>;
+    try {
+      result = this.#handler(req, conn, keepAlive);
+    } catch (err) {
+      result = Promise.reject(err); // The loop ends the socket with it.
+    }
+    if (result instanceof Promise || result.kind !== "adopted") {
+      return { req, result, rest, keepAlive };
+    }
+    this.#released(conn, pending, chunk);
+    result.adopt(rest);
+    this.#served1();
+    return "adopted";
+  }
+
+  /** The loop no longer holds the socket (closed by it, or adopted). */
+  #released(conn: Deno.Conn, pending: PendingHead, chunk: Uint8Array): void {
+    this.#reads.releaseBuffer(chunk);
+    this.#pending.leave(conn, pending);
+    this.#conns.delete(conn);
+    this.#leaving.delete(conn);
+  }
+
+  /** One connection handler has ended: wakes {@linkcode HttpServer.settled} after the last. */
+  #served1(): void {
+    if (--this.#serving === 0 && this.#allServed !== undefined) {
+      this.#allServed();
+      this.#served = this.#allServed = undefined;
     }
   }
 
@@ -273,19 +343,157 @@ export class HttpServer {
   }
 
   /**
-   * Serves one connection until it closes or a handler adopts it; never
-   * rejects. Every socket the loop keeps ends with one reason, counted and logged.
+   * Why a socket ends when a request read brought no bytes: the peer left,
+   * the socket was evicted (503), or the deadline passed (408 once a request
+   * has begun, else the idle keep-alive simply ends).
    */
-  async #serveConn(conn: Deno.Conn): Promise<void> {
-    const peer = conn.remoteAddr as Deno.NetAddr;
-    const pending = pendingHead(peerIp(peer.hostname));
+  async #noBytes(
+    conn: Deno.Conn,
+    peer: Deno.NetAddr,
+    read: Exclude<RequestRead, number>,
+    receiving: boolean,
+  ): Promise<ConnectionCloseReason> {
+    if (read === null) return "client-closed";
+    if (read === "evicted") return await this.#answers.evicted(conn, peer);
+    if (!receiving) return "idle-timeout";
+    await this.#answers.error(conn, new HttpError(408, "Request Timeout"), peer);
+    return "header-timeout";
+  }
+
+  /**
+   * Reads and answers requests on one socket until it closes or a handler
+   * adopts it; never rejects. Every socket the loop keeps ends with one
+   * reason, counted and logged. `first` is how the socket's first read ended
+   * (see `#startConn`); the first request's deadline runs from
+   * accept. `buf` may be a view of `chunk` (a request that came in one read
+   * is parsed in place); it is copied before the next read into `chunk`, and
+   * nothing handed on aliases it.
+   */
+  async #serveConn(
+    conn: Deno.Conn,
+    peer: Deno.NetAddr,
+    pending: PendingHead,
+    chunk: Uint8Array,
+    firstDeadline: number,
+    first: RequestRead | ReadFailed | undefined,
+    handled?: Handled,
+  ): Promise<void> {
+    let outcome: ConnectionCloseReason | Adoption;
     let reason: ConnectionCloseReason;
     let error: string | undefined;
-    let adoption: { adopt: (leftover: Uint8Array) => void; leftover: Uint8Array } | undefined;
-    // Read buffers are reused across sockets: a connect burst allocates none.
-    const chunk = this.#reads.takeBuffer();
+    let adoption: Adoption | undefined;
     try {
-      const outcome = await this.#readRequests(conn, peer, pending, chunk);
+      const limits = this.#limits;
+      // Deno's own address objects (a `PeerAddr` with its `transport`): no copy per socket.
+      const localAddr = conn.localAddr as Deno.NetAddr;
+      let buf: Uint8Array = EMPTY;
+      let firstRequest = true;
+      serve: for (;;) {
+        let req: HttpRequest;
+        let keepAlive: boolean;
+        let answer: RequestResult | Promise<RequestResult>;
+        if (handled !== undefined) {
+          // The first request, handled in the turn it came (see #firstRequest).
+          ({ req, keepAlive, result: answer, rest: buf } = handled);
+          handled = undefined;
+          firstRequest = false;
+        } else {
+          // Read until a head is complete: within the header timeout once the
+          // request has begun (the first one begins at accept), else the idle timeout.
+          let head: RequestHead | undefined;
+          let receiving = firstRequest || buf.length > 0;
+          let deadline = firstRequest
+            ? firstDeadline
+            : Date.now() + (receiving ? limits.headerTimeout : limits.idleTimeout);
+          if (receiving) this.#pending.enter(conn, pending);
+          reading: for (;;) {
+            try {
+              // Nothing received yet (a new socket): nothing to parse.
+              head = buf.length === 0 ? undefined : parseRequestHead(buf, limits);
+            } catch (err) {
+              if (err instanceof HttpError) {
+                await this.#answers.error(conn, err, peer);
+                outcome = "bad-request";
+                break serve;
+              }
+              throw err;
+            }
+            if (head !== undefined) break reading;
+            if (buf.length > 0) this.#pending.markSlow(conn, pending);
+            if (buf.buffer === chunk.buffer) buf = buf.slice();
+            let n: RequestRead;
+            if (first === undefined) {
+              n = await this.#reads.read(conn, chunk, deadline, pending);
+            } else {
+              // The socket's first read, started at accept, has ended already.
+              const read = first;
+              first = undefined;
+              if (read instanceof ReadFailed) throw read.error;
+              n = read;
+            }
+            if (typeof n !== "number") {
+              outcome = await this.#noBytes(conn, peer, n, receiving);
+              break serve;
+            }
+            if (!receiving) {
+              // The next request on a keep-alive socket has begun: the header timeout applies.
+              receiving = true;
+              deadline = Date.now() + limits.headerTimeout;
+              this.#pending.enter(conn, pending);
+            }
+            buf = buf.length === 0 ? chunk.subarray(0, n) : concat(buf, chunk.subarray(0, n));
+          }
+          firstRequest = false;
+          // Read the body.
+          const total = head.headBytes + head.contentLength;
+          while (buf.length < total) {
+            this.#pending.markSlow(conn, pending);
+            if (buf.buffer === chunk.buffer) buf = buf.slice();
+            const n = await this.#reads.read(conn, chunk, deadline, pending);
+            if (typeof n !== "number") {
+              outcome = await this.#noBytes(conn, peer, n, true);
+              break serve;
+            }
+            buf = concat(buf, chunk.subarray(0, n));
+          }
+          this.#pending.leave(conn, pending);
+          req = new IncomingRequest(
+            head,
+            head.contentLength === 0 ? EMPTY : buf.slice(head.headBytes, total),
+            peer,
+            localAddr,
+            this.secure,
+          );
+          buf = total === buf.length ? EMPTY : buf.slice(total);
+          this.#counters.requests++;
+          keepAlive = head.keepAlive && this.#running;
+          answer = this.#handler(req, conn, keepAlive);
+        }
+        const result = answer instanceof Promise ? await answer : answer;
+        if (result.kind === "adopted") {
+          // What the client sent past this request: never a view of the pooled read buffer.
+          const leftover = buf.buffer === chunk.buffer ? buf.slice() : buf;
+          outcome = { adopt: result.adopt, leftover };
+          break serve;
+        }
+        if (result.kind === "bytes") {
+          if (result.status >= 400) this.countError(result.status);
+          await writeAll(conn, result.bytes);
+          outcome = "response-sent";
+          break serve;
+        }
+        // Whether the server is still running is read again once the handler has answered.
+        const close = this.#answers.response(conn, req, result, keepAlive && this.#running);
+        await close.written;
+        if (close.close) {
+          outcome = "response-sent";
+          break serve;
+        }
+        if (!this.#running) {
+          outcome = "shutdown";
+          break serve;
+        }
+      }
       if (typeof outcome === "object") {
         // The socket now belongs to its adopter (closed, counted and logged
         // by it): this handler returns, so an idle stream holds no suspended frame.
@@ -299,119 +507,11 @@ export class HttpServer {
       // Reads report a vanished peer as EOF, so a disconnect error here came from a write.
       reason = isDisconnect(err) ? "write-error" : "error";
     } finally {
-      this.#reads.releaseBuffer(chunk);
-      this.#pending.leave(conn, pending);
-      this.#conns.delete(conn);
-      this.#leaving.delete(conn);
+      this.#released(conn, pending, chunk);
       if (adoption === undefined) closeQuietly(conn);
       else adoption.adopt(adoption.leftover);
-      if (--this.#serving === 0 && this.#allServed !== undefined) {
-        this.#allServed();
-        this.#served = this.#allServed = undefined;
-      }
+      this.#served1();
     }
     this.connectionEnded(peerString(peer), reason, error);
-  }
-
-  /**
-   * Reads and answers requests on one socket; returns why the socket ends, or
-   * the adoption once a handler took it. `buf` may be a view of `chunk` (a
-   * request that came in one read is parsed in place); it is copied before
-   * the next read into `chunk`, and nothing returned aliases it.
-   */
-  async #readRequests(
-    conn: Deno.Conn,
-    peer: Deno.NetAddr,
-    pending: PendingHead,
-    chunk: Uint8Array,
-  ): Promise<
-    ConnectionCloseReason | { adopt: (leftover: Uint8Array) => void; leftover: Uint8Array }
-  > {
-    const limits = this.#limits;
-    // Deno's own address objects (a `PeerAddr` with its `transport`): no copy per socket.
-    const localAddr = conn.localAddr as Deno.NetAddr;
-    let buf: Uint8Array = EMPTY;
-    let firstRequest = true;
-    for (;;) {
-      // Read until a head is complete: within the header timeout once the
-      // request has begun (the first one begins at accept), else the idle timeout.
-      let head: RequestHead | undefined;
-      let receiving = firstRequest || buf.length > 0;
-      let deadline = Date.now() + (receiving ? limits.headerTimeout : limits.idleTimeout);
-      if (receiving) this.#pending.enter(conn, pending);
-      for (;;) {
-        try {
-          // Nothing received yet (a new socket): nothing to parse.
-          head = buf.length === 0 ? undefined : parseRequestHead(buf, limits);
-        } catch (err) {
-          if (err instanceof HttpError) {
-            await this.#answers.error(conn, err, peer);
-            return "bad-request";
-          }
-          throw err;
-        }
-        if (head !== undefined) break;
-        if (buf.length > 0) this.#pending.markSlow(conn, pending);
-        if (buf.buffer === chunk.buffer) buf = buf.slice();
-        const n = await this.#reads.read(conn, chunk, deadline, pending);
-        if (n === "evicted") return await this.#answers.evicted(conn, peer);
-        if (n === "timeout") {
-          if (!receiving) return "idle-timeout";
-          await this.#answers.error(conn, new HttpError(408, "Request Timeout"), peer);
-          return "header-timeout";
-        }
-        if (n === null) return "client-closed";
-        if (!receiving) {
-          // The next request on a keep-alive socket has begun: the header timeout applies.
-          receiving = true;
-          deadline = Date.now() + limits.headerTimeout;
-          this.#pending.enter(conn, pending);
-        }
-        buf = buf.length === 0 ? chunk.subarray(0, n) : concat(buf, chunk.subarray(0, n));
-      }
-      firstRequest = false;
-      // Read the body.
-      const total = head.headBytes + head.contentLength;
-      while (buf.length < total) {
-        this.#pending.markSlow(conn, pending);
-        if (buf.buffer === chunk.buffer) buf = buf.slice();
-        const n = await this.#reads.read(conn, chunk, deadline, pending);
-        if (n === "evicted") return await this.#answers.evicted(conn, peer);
-        if (n === "timeout") {
-          await this.#answers.error(conn, new HttpError(408, "Request Timeout"), peer);
-          return "header-timeout";
-        }
-        if (n === null) return "client-closed";
-        buf = concat(buf, chunk.subarray(0, n));
-      }
-      this.#pending.leave(conn, pending);
-      const req: HttpRequest = new IncomingRequest(
-        head,
-        head.contentLength === 0 ? EMPTY : buf.slice(head.headBytes, total),
-        peer,
-        localAddr,
-        this.secure,
-      );
-      buf = total === buf.length ? EMPTY : buf.slice(total);
-      this.#counters.requests++;
-      const keepAlive = head.keepAlive && this.#running;
-      const handled = this.#handler(req, conn, keepAlive);
-      const result = handled instanceof Promise ? await handled : handled;
-      if (result.kind === "adopted") {
-        // What the client sent past this request: never a view of the pooled read buffer.
-        const leftover = buf.buffer === chunk.buffer ? buf.slice() : buf;
-        return { adopt: result.adopt, leftover };
-      }
-      if (result.kind === "bytes") {
-        if (result.status >= 400) this.countError(result.status);
-        await writeAll(conn, result.bytes);
-        return "response-sent";
-      }
-      // Whether the server is still running is read again once the handler has answered.
-      const close = this.#answers.response(conn, req, result, keepAlive && this.#running);
-      await close.written;
-      if (close.close) return "response-sent";
-      if (!this.#running) return "shutdown";
-    }
   }
 }
