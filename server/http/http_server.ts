@@ -246,7 +246,7 @@ export class HttpServer {
    * request begins at accept, and one that arrives whole, with no body, is
    * parsed, handled and (as a stream) adopted in the turn its bytes come,
    * with no promise or frame of the loop's own (a connect burst is mostly
-   * such requests). Everything else goes on in {@linkcode HttpServer.#serveConn}.
+   * such requests). Everything else goes on in `#serveConn`.
    */
   #startConn(conn: Deno.Conn): void {
     const peer = conn.remoteAddr as Deno.NetAddr;
