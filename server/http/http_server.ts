@@ -243,7 +243,7 @@ export class HttpServer {
 
   /**
    * Starts serving a new socket with its first read, by callback: the
-   * request begins at accept, and one that arrives whole, with no body, is
+   * request begins at accept, and one that arrives whole (head and body) is
    * parsed, handled and (as a stream) adopted in the turn its bytes come,
    * with no promise or frame of the loop's own (a connect burst is mostly
    * such requests). Everything else goes on in `#serveConn`.
@@ -272,8 +272,8 @@ export class HttpServer {
    * Handles a socket's first request when its first read holds all of it:
    * `"adopted"` when a handler took the socket in this turn; the request
    * and what its handler answered, for the loop to finish; `undefined` when
-   * the request is not whole, has a body or is malformed (the loop reads,
-   * parses and answers it from the start).
+   * the request is not whole or is malformed (the loop reads, parses and
+   * answers it from the start).
    */
   #firstRequest(
     conn: Deno.Conn,
@@ -282,38 +282,51 @@ export class HttpServer {
     chunk: Uint8Array,
     n: number,
   ): Handled | "adopted" | undefined {
+    const bytes = chunk.subarray(0, n);
     let head: RequestHead | undefined;
     try {
-      head = parseRequestHead(chunk.subarray(0, n), this.#limits);
+      head = parseRequestHead(bytes, this.#limits);
     } catch {
       return undefined;
     }
-    if (head === undefined || head.contentLength > 0) return undefined;
+    if (head === undefined || head.headBytes + head.contentLength > n) return undefined;
+    const handled = this.#handle(conn, pending, head, bytes, peer, conn.localAddr as Deno.NetAddr);
+    const { result, rest } = handled;
+    if (result instanceof Promise || result.kind !== "adopted") return handled;
+    this.#released(conn, pending, chunk);
+    result.adopt(rest);
+    this.#served1();
+    return "adopted";
+  }
+
+  /**
+   * Hands a whole request to the handler. `bytes` holds its head and body
+   * from index 0, and whatever the client sent past it (handed on as `rest`,
+   * a copy: never a view of the pooled read buffer). A handler that throws
+   * answers with the rejection: the loop ends the socket with it.
+   */
+  #handle(
+    conn: Deno.Conn,
+    pending: PendingHead,
+    head: RequestHead,
+    bytes: Uint8Array,
+    peer: Deno.NetAddr,
+    localAddr: Deno.NetAddr,
+  ): Handled {
     this.#pending.leave(conn, pending);
-    const req: HttpRequest = new IncomingRequest(
-      head,
-      EMPTY,
-      peer,
-      conn.localAddr as Deno.NetAddr,
-      this.secure,
-    );
-    // What the client sent past this request: never a view of the pooled read buffer.
-    const rest = n === head.headBytes ? EMPTY : chunk.slice(head.headBytes, n);
+    const total = head.headBytes + head.contentLength;
+    const body = head.contentLength === 0 ? EMPTY : bytes.slice(head.headBytes, total);
+    const req: HttpRequest = new IncomingRequest(head, body, peer, localAddr, this.secure);
+    const rest = total === bytes.length ? EMPTY : bytes.slice(total);
     this.#counters.requests++;
     const keepAlive = head.keepAlive && this.#running;
     let result: RequestResult | Promise<RequestResult>;
     try {
       result = this.#handler(req, conn, keepAlive);
     } catch (err) {
-      result = Promise.reject(err); // The loop ends the socket with it.
+      result = Promise.reject(err);
     }
-    if (result instanceof Promise || result.kind !== "adopted") {
-      return { req, result, rest, keepAlive };
-    }
-    this.#released(conn, pending, chunk);
-    result.adopt(rest);
-    this.#served1();
-    return "adopted";
+    return { req, result, rest, keepAlive };
   }
 
   /** The loop no longer holds the socket (closed by it, or adopted). */
@@ -387,17 +400,10 @@ export class HttpServer {
       // Deno's own address objects (a `PeerAddr` with its `transport`): no copy per socket.
       const localAddr = conn.localAddr as Deno.NetAddr;
       let buf: Uint8Array = EMPTY;
-      let firstRequest = true;
+      // The first request may have been handled in the turn it came (see #firstRequest).
+      let firstRequest = handled === undefined;
       serve: for (;;) {
-        let req: HttpRequest;
-        let keepAlive: boolean;
-        let answer: RequestResult | Promise<RequestResult>;
-        if (handled !== undefined) {
-          // The first request, handled in the turn it came (see #firstRequest).
-          ({ req, keepAlive, result: answer, rest: buf } = handled);
-          handled = undefined;
-          firstRequest = false;
-        } else {
+        if (handled === undefined) {
           // Read until a head is complete: within the header timeout once the
           // request has begun (the first one begins at accept), else the idle timeout.
           let head: RequestHead | undefined;
@@ -456,24 +462,14 @@ export class HttpServer {
             }
             buf = concat(buf, chunk.subarray(0, n));
           }
-          this.#pending.leave(conn, pending);
-          req = new IncomingRequest(
-            head,
-            head.contentLength === 0 ? EMPTY : buf.slice(head.headBytes, total),
-            peer,
-            localAddr,
-            this.secure,
-          );
-          buf = total === buf.length ? EMPTY : buf.slice(total);
-          this.#counters.requests++;
-          keepAlive = head.keepAlive && this.#running;
-          answer = this.#handler(req, conn, keepAlive);
+          handled = this.#handle(conn, pending, head, buf, peer, localAddr);
         }
+        const { req, keepAlive, result: answer } = handled;
+        buf = handled.rest;
+        handled = undefined;
         const result = answer instanceof Promise ? await answer : answer;
         if (result.kind === "adopted") {
-          // What the client sent past this request: never a view of the pooled read buffer.
-          const leftover = buf.buffer === chunk.buffer ? buf.slice() : buf;
-          outcome = { adopt: result.adopt, leftover };
+          outcome = { adopt: result.adopt, leftover: buf };
           break serve;
         }
         if (result.kind === "bytes") {

@@ -13,6 +13,7 @@
  */
 
 import assert from "node:assert/strict";
+import { concatAll } from "../../server/http/conn_io.ts";
 import { HttpError } from "../../server/http/http_error.ts";
 import {
   DEFAULT_REQUEST_LIMITS,
@@ -146,16 +147,6 @@ interface ConnPlan {
   splits: number[];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function latin1(bytes: Uint8Array): string {
   let s = "";
   for (let i = 0; i < bytes.length; i += 4096) {
@@ -233,7 +224,7 @@ function readResponse(
 /** Sends a plan; returns what came back, or throws when the server did not close in time. */
 async function runConn(port: number, plan: ConnPlan, deadlineMs: number): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const bytes = concat(plan.inputs);
+  const bytes = concatAll(plan.inputs);
   let received = "";
   const timer = setTimeout(() => {
     received += "<<client deadline: server did not close>>";
@@ -335,7 +326,7 @@ Deno.test(`server survives ${SOCKET_CASES} fuzzed requests over sockets (seed ${
     while (next < plans.length) {
       const plan = plans[next++];
       const got = await runConn(port, plan, 15_000);
-      const sent = concat(plan.inputs);
+      const sent = concatAll(plan.inputs);
       const problem = got.includes("<<client deadline")
         ? "server kept the socket open"
         : checkExchange(sent, got, plan.halfClose);
